@@ -1,0 +1,347 @@
+"""The ``gateway`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlmodel import Session, col, select
+
+from gateway.cases import NewComment, add_comment, get_case
+from gateway.db import session_scope
+from gateway.errors import ConfigError, GatewayError, SpoolWriteFailed, StoreError
+from gateway.importer import import_cases, read_import_file
+from gateway.inbound.extract import extract_new_text, extract_new_text_from_html
+from gateway.inbound.parse import Address
+from gateway.inbound.process import Outcome, process_inbound
+from gateway.inbound.spool import IncomingMail, store_mails
+from gateway.logs import setup_logging
+from gateway.models import AuthorKind, Case, InboundState, OutboundMessage
+from gateway.outbound.outbox import Notification, queue_notification
+from gateway.runtime import Runtime, load_runtime
+from gateway.views import case_view, outbound_view, outcome_view
+
+log = logging.getLogger(__name__)
+
+# sysexits.h codes that MTAs understand: Postfix retries a pipe delivery that
+# exits with EX_TEMPFAIL and bounces on the others.
+EX_NOINPUT = 66
+EX_SOFTWARE = 70
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help="Case mail gateway: turns support mail into cases and case changes into mail.",
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Config file (default: $GATEWAY_CONFIG, else ./config.toml).",
+        dir_okay=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def main() -> None:
+    try:
+        app()
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(EX_CONFIG)
+    except GatewayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(EX_SOFTWARE)
+
+
+def _runtime(config: Path | None) -> Runtime:
+    setup_logging("WARNING")
+    return load_runtime(config)
+
+
+def _deliver_inline(runtime: Runtime) -> None:
+    """Send queued mail from this command itself (embedded) or hand it to the broker."""
+    if runtime.settings.embedded:
+        from gateway.outbound.delivery import deliver_outbound
+
+        def deliver_now(ids: list[int]) -> None:
+            for outbound_id in ids:
+                deliver_outbound(runtime, outbound_id)
+
+        runtime.outbound_queued = deliver_now
+    else:
+        from gateway.jobs import configure
+
+        configure(runtime)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Run the SMTP listener, the in-process worker and the sweep until stopped."""
+    from gateway.serve import serve as run_serve
+
+    setup_logging()
+    runtime = load_runtime(config)
+    asyncio.run(run_serve(runtime))
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Create the store, or bring its schema up to date."""
+    runtime = _runtime(config)
+    typer.echo(f"store ready: {runtime.engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path] | None, typer.Argument(help="Raw mail files; '-' or none: stdin.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Process each mail before returning.")] = False,
+    as_json: JsonOption = False,
+    source: Annotated[str, typer.Option(help="Transport recorded with the mail.")] = "pipe",
+    sender: Annotated[
+        str | None,
+        typer.Option(help="Envelope sender from the MTA (Postfix: ${sender}); '' for <>."),
+    ] = None,
+    recipient: Annotated[
+        list[str] | None, typer.Option(help="Envelope recipient (repeatable).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Store mails, then process them; exit 0 only once every mail is stored.
+
+    Exit 75 (temporary failure) when storing failed, so an MTA retries.
+    """
+    runtime = _runtime(config)
+    mails, unreadable = _read_mails(files or [Path("-")], source, sender, recipient or [])
+    try:
+        ids = store_mails(runtime.engine, runtime.settings.store.data_dir, [m for _, m in mails])
+    except SpoolWriteFailed as exc:
+        typer.echo(f"error: {exc}; nothing was stored, deliver again later", err=True)
+        sys.exit(EX_TEMPFAIL)
+    process_now = wait or runtime.settings.embedded
+    _deliver_inline(runtime)
+    enqueue = None
+    if not process_now:
+        from gateway.jobs import enqueue_inbound
+
+        enqueue = enqueue_inbound
+    for (name, _mail), inbound_id in zip(mails, ids, strict=True):
+        if enqueue is not None:
+            enqueue(inbound_id)
+            outcome = Outcome(inbound_id, InboundState.RECEIVED.value)
+        else:
+            outcome = process_inbound(runtime, inbound_id)
+        if as_json:
+            _print_json(outcome_view(outcome))
+        else:
+            typer.echo(_describe_outcome(name, outcome))
+    if unreadable:
+        sys.exit(EX_NOINPUT)
+
+
+def _read_mails(
+    files: list[Path], source: str, sender: str | None, recipients: list[str]
+) -> tuple[list[tuple[str, IncomingMail]], list[str]]:
+    envelope: dict[str, Any] = {"rcpt_tos": recipients}
+    if sender is not None:
+        envelope["mail_from"] = sender
+    mails: list[tuple[str, IncomingMail]] = []
+    unreadable: list[str] = []
+    for path in files:
+        name = str(path)
+        try:
+            raw = sys.stdin.buffer.read() if name == "-" else path.read_bytes()
+        except OSError as exc:
+            typer.echo(f"error: cannot read {name}: {exc.strerror}", err=True)
+            unreadable.append(name)
+            continue
+        mails.append((name, IncomingMail(raw=raw, source=source, envelope=dict(envelope))))
+    return mails, unreadable
+
+
+def _describe_outcome(name: str, outcome: Outcome) -> str:
+    parts = [f"{name}: {outcome.state}"]
+    if outcome.reason:
+        parts.append(f"reason={outcome.reason}")
+    if outcome.case_number:
+        parts.append(f"case={outcome.case_number}")
+    if outcome.matched_by:
+        parts.append(f"matched_by={outcome.matched_by}")
+    return " ".join(parts)
+
+
+@app.command()
+def cases(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """List the cases, newest last."""
+    runtime = _runtime(config)
+    with Session(runtime.engine) as session:
+        rows = session.exec(select(Case).order_by(col(Case.id))).all()
+        views = [case_view(session, runtime.settings, case, comments=False) for case in rows]
+    if as_json:
+        _print_json(views)
+        return
+    for view in views:
+        typer.echo(
+            f"{view['number']}  {view['status']:<20}  {view['contact']['email']:<30}  {view['subject']}"
+        )
+
+
+@app.command()
+def show(
+    number: Annotated[str, typer.Argument(help="Case number (leading zeros optional).")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show one case with its comments."""
+    runtime = _runtime(config)
+    with Session(runtime.engine) as session:
+        view = case_view(session, runtime.settings, get_case(session, number), comments=True)
+    if as_json:
+        _print_json(view)
+        return
+    typer.echo(f"Case {view['number']}: {view['subject']}")
+    for key in ("status", "severity", "priority", "type", "token", "opened_at"):
+        typer.echo(f"  {key}: {view[key]}")
+    typer.echo(f"  contact: {view['contact']['name']} <{view['contact']['email']}>")
+    for comment in view["comments"]:
+        typer.echo(f"\n--- {comment['created_at']} {comment['author_kind']} {comment['author']}")
+        typer.echo(comment["text"])
+        for attachment in comment["attachments"]:
+            typer.echo(f"  [attachment] {attachment['filename']} ({attachment['size']} bytes)")
+
+
+@app.command()
+def outbox(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """List the mails in the outbox with their delivery state."""
+    runtime = _runtime(config)
+    with Session(runtime.engine) as session:
+        rows = session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id))).all()
+        numbers = {case.id: case.number for case in session.exec(select(Case)).all()}
+        views = [outbound_view(row, numbers.get(row.case_id)) for row in rows]
+    if as_json:
+        _print_json(views)
+        return
+    for view in views:
+        typer.echo(
+            f"{view['id']:>6}  {view['status']:<7} {view['kind']:<16} case={view['case']} "
+            f"to={','.join(view['to'])}  {view['subject']}"
+        )
+
+
+@app.command()
+def comment(
+    number: Annotated[str, typer.Argument(help="Case number.")],
+    author: Annotated[str, typer.Option(help="The staff member's mail address.")],
+    text: Annotated[str | None, typer.Option(help="The comment text.")] = None,
+    file: Annotated[Path | None, typer.Option(help="Read the comment text from this file.")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a staff comment to a case and notify the customer."""
+    if (text is None) == (file is None):
+        raise typer.BadParameter("give exactly one of --text and --file")
+    body = text if text is not None else _read_text(file)
+    if "@" not in author:
+        raise typer.BadParameter(f"--author {author!r} is not a mail address")
+    runtime = _runtime(config)
+    _deliver_inline(runtime)
+    queued: list[int] = []
+    with session_scope(runtime.engine) as session:
+        case = get_case(session, number)
+        new = NewComment(
+            author=Address(author.strip().lower(), ""),
+            kind=AuthorKind.STAFF,
+            new_text=body.strip(),
+            full_text=body,
+        )
+        added = add_comment(session, runtime.settings, case, new)
+        row = queue_notification(
+            session, runtime.settings, runtime.renderer, Notification("comment_update", case, added)
+        )
+        if row is not None and row.id is not None:
+            queued.append(row.id)
+        result = {"case": case.number, "comment": added.id, "outbound": queued}
+    runtime.outbound_queued(queued)
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"comment {result['comment']} added to case {result['case']}")
+
+
+def _read_text(path: Path | None) -> str:
+    assert path is not None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}") from exc
+
+
+@app.command()
+def extract(
+    files: Annotated[list[Path], typer.Argument(help="Body files (no headers).")],
+    html: Annotated[bool, typer.Option("--html", help="The files are HTML bodies.")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the new text of reply bodies, as ingest stores it."""
+    del config  # accepted for a uniform command line; extraction needs no settings
+    failed = False
+    for path in files:
+        try:
+            body = decode_body_file(path.read_bytes())
+        except OSError as exc:
+            typer.echo(f"error: cannot read {path}: {exc.strerror}", err=True)
+            failed = True
+            continue
+        text = extract_new_text_from_html(body) if html else extract_new_text(body)
+        if as_json:
+            _print_json({"file": str(path), "text": text})
+        else:
+            typer.echo(text)
+    if failed:
+        sys.exit(EX_NOINPUT)
+
+
+def decode_body_file(data: bytes) -> str:
+    """Decode a body file: UTF-8 when valid, else Windows-1252, which maps every byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help='JSON file: {"cases": [...]}.')],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Import cases from an earlier system, with their tokens and sent Message-IDs."""
+    runtime = _runtime(config)
+    items = read_import_file(file)
+    with session_scope(runtime.engine) as session:
+        created = import_cases(session, runtime.settings, items)
+        views = [case_view(session, runtime.settings, case, comments=False) for case in created]
+    if as_json:
+        _print_json(views)
+    else:
+        for view in views:
+            typer.echo(f"imported case {view['number']} token={view['token']}")
+

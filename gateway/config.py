@@ -1,0 +1,286 @@
+"""Settings of the gateway: config.toml, overridden by environment variables.
+
+Every key of ``config.toml`` can be overridden by ``GATEWAY_<SECTION>_<KEY>``
+(``GATEWAY_STORE_URL``, ``GATEWAY_SMTP_PORT``). A list value in the
+environment is a JSON array or a comma-separated string. Relative paths are
+taken relative to the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from gateway.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "config.toml"
+CONFIG_ENV_VAR = "GATEWAY_CONFIG"
+ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9]{1,32}$")
+LANGUAGES = ("de", "en")
+
+
+@dataclass
+class DeskSettings:
+    org_id: str = "00DGw4tWy"
+    support_addresses: list[str] = field(default_factory=lambda: ["support@localhost"])
+    staff_domains: list[str] = field(default_factory=list)
+    message_id_domain: str = "localhost"
+    language: str = "en"
+    portal_url: str = "http://localhost/cases"
+    from_name: str = "Customer Support"
+
+
+@dataclass
+class StoreSettings:
+    url: str = "sqlite:///store/gateway.db"
+    data_dir: Path = Path("store")
+
+
+@dataclass
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_size: int = 25 * 1024 * 1024
+    # Concurrent sessions whose raw mails are written in one commit at most.
+    group_commit_max: int = 64
+
+
+@dataclass
+class RelaySettings:
+    host: str = ""
+    port: int = 25
+    starttls: bool = False
+    tls: bool = False
+    username: str = ""
+    password: str = ""
+    timeout_seconds: float = 30.0
+    max_attempts: int = 8
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+
+
+@dataclass
+class BrokerSettings:
+    url: str = ""
+    namespace: str = "gateway"
+
+
+@dataclass
+class WorkerSettings:
+    threads: int = 2
+    sweep_seconds: float = 5.0
+    max_process_attempts: int = 5
+
+
+@dataclass
+class Settings:
+    desk: DeskSettings = field(default_factory=DeskSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    templates_dir: Path = Path(__file__).resolve().parent.parent / "templates"
+    config_path: Path | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """Whether jobs run in-process, with no broker server."""
+        return not self.broker.url
+
+    def is_support_address(self, address: str) -> bool:
+        wanted = address.strip().lower()
+        return any(wanted == known.lower() for known in self.desk.support_addresses)
+
+    def is_staff_address(self, address: str) -> bool:
+        domain = address.rpartition("@")[2].strip().lower()
+        return any(domain == known.lower() for known in self.desk.staff_domains)
+
+    @property
+    def sender_address(self) -> str:
+        """The From address of outbound mail: the first support address."""
+        return self.desk.support_addresses[0]
+
+
+SECTIONS = {
+    "desk": DeskSettings,
+    "store": StoreSettings,
+    "smtp": SmtpSettings,
+    "relay": RelaySettings,
+    "broker": BrokerSettings,
+    "worker": WorkerSettings,
+}
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE))
+
+
+def load_settings(
+    path: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Load ``path`` (or the default file), apply environment overrides, validate.
+
+    A missing file at the default location gives the built-in defaults; a
+    missing file that was named explicitly raises ConfigError.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    explicit = path is not None
+    path = path or default_config_path()
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    elif explicit:
+        raise ConfigError(f"config file {path} not found; pass an existing --config")
+    base = path.resolve().parent
+    settings = Settings(config_path=path.resolve() if path.is_file() else None)
+    unknown_sections = set(data) - set(SECTIONS) - {"templates_dir"}
+    if unknown_sections:
+        names = ", ".join(sorted(unknown_sections))
+        raise ConfigError(f"unknown section(s) in {path}: {names}")
+    for name, cls in SECTIONS.items():
+        values = data.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{name}] in {path} must be a table")
+        section = _build_section(name, cls, values, environ)
+        setattr(settings, name, section)
+    templates = environ.get("GATEWAY_TEMPLATES_DIR", data.get("templates_dir"))
+    if templates:
+        settings.templates_dir = Path(templates)
+    _resolve_paths(settings, base)
+    _validate(settings)
+    return settings
+
+
+def _build_section(
+    name: str, cls: type, values: dict[str, Any], environ: dict[str, str]
+) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        keys = ", ".join(sorted(unknown))
+        raise ConfigError(f"unknown key(s) in [{name}]: {keys}")
+    converted: dict[str, Any] = {}
+    for key in known:
+        env_name = f"GATEWAY_{name.upper()}_{key.upper()}"
+        if env_name in environ:
+            converted[key] = _from_env(env_name, environ[env_name], hints[key])
+        elif key in values:
+            converted[key] = _check_type(f"[{name}] {key}", values[key], hints[key])
+    return cls(**converted)
+
+
+def _from_env(env_name: str, raw: str, hint: Any) -> Any:
+    try:
+        if hint is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is Path:
+            return Path(raw)
+        if hint == list[str]:
+            text = raw.strip()
+            if text.startswith("["):
+                items = json.loads(text)
+                if not all(isinstance(item, str) for item in items):
+                    raise ValueError(raw)
+                return items
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return raw
+    except ValueError as exc:
+        raise ConfigError(
+            f"environment variable {env_name}={raw!r} is invalid: "
+            f"expected {getattr(hint, '__name__', hint)}"
+        ) from exc
+
+
+def _check_type(label: str, value: Any, hint: Any) -> Any:
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{label} must be a path string, got {value!r}")
+        return Path(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint == list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{label} must be a list of strings, got {value!r}")
+        return value
+    expected = hint if isinstance(hint, type) else str
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{label} must be of type {expected.__name__}, got {value!r}"
+        )
+    return value
+
+
+def _resolve_paths(settings: Settings, base: Path) -> None:
+    if not settings.store.data_dir.is_absolute():
+        settings.store.data_dir = base / settings.store.data_dir
+    if not settings.templates_dir.is_absolute():
+        settings.templates_dir = base / settings.templates_dir
+    url = settings.store.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        relative = url[len(prefix) :]
+        if relative and relative != ":memory:":
+            settings.store.url = prefix + str(base / relative)
+
+
+def _validate(settings: Settings) -> None:
+    desk = settings.desk
+    if not ORG_ID_PATTERN.match(desk.org_id):
+        raise ConfigError(
+            f"[desk] org_id {desk.org_id!r} is invalid: use 1 to 32 ASCII letters "
+            "and digits"
+        )
+    if not desk.support_addresses:
+        raise ConfigError("[desk] support_addresses is empty: list at least one")
+    for address in desk.support_addresses:
+        if "@" not in address or any(c.isspace() for c in address):
+            raise ConfigError(f"[desk] support address {address!r} is not an address")
+    if desk.language not in LANGUAGES:
+        raise ConfigError(
+            f"[desk] language {desk.language!r} is invalid: use one of "
+            + ", ".join(LANGUAGES)
+        )
+    if not desk.message_id_domain or "@" in desk.message_id_domain:
+        raise ConfigError(
+            f"[desk] message_id_domain {desk.message_id_domain!r} is invalid: "
+            "use a domain name such as mail.example.com"
+        )
+    if not 0 <= settings.smtp.port <= 65535:
+        raise ConfigError(f"[smtp] port {settings.smtp.port} is outside 0..65535")
+    if settings.smtp.max_message_size < 1024:
+        raise ConfigError(
+            f"[smtp] max_message_size {settings.smtp.max_message_size} is too "
+            "small: use at least 1024 bytes"
+        )
+    if settings.relay.host and not 0 < settings.relay.port <= 65535:
+        raise ConfigError(f"[relay] port {settings.relay.port} is outside 1..65535")
+    if settings.relay.max_attempts < 1:
+        raise ConfigError("[relay] max_attempts must be at least 1")
+    url = settings.broker.url
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"[broker] url {url!r} is not supported: leave it empty for the "
+            "in-process worker or give a redis:// URL"
+        )
+    if settings.worker.threads < 0:
+        raise ConfigError("[worker] threads must be 0 or more")

@@ -1,0 +1,45 @@
+"""Exceptions of the gateway.
+
+GatewayError
+ +-- ConfigError            a setting is missing or invalid; names the key
+ +-- StoreError             the store could not be written or read
+ |    +-- SpoolWriteFailed  a mail's raw bytes were not stored; do not acknowledge
+ +-- CaseNotFound           no case has the given number
+ +-- DeliveryError          the relay did not take an outbound mail
+"""
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """A setting is missing or invalid; the message names the key and the fix."""
+
+
+class StoreError(GatewayError):
+    """The store could not be read or written."""
+
+
+class SpoolWriteFailed(StoreError):
+    """Storing a mail's raw bytes failed; the mail must not be acknowledged."""
+
+
+class CaseNotFound(GatewayError):
+    """No case has the given number."""
+
+    def __init__(self, case_number: str) -> None:
+        super().__init__(f"case {case_number} not found")
+        self.case_number = case_number
+
+
+class DeliveryError(GatewayError):
+    """The relay did not accept an outbound mail.
+
+    ``permanent`` is true for a 5xx reply, which retrying cannot fix.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code

@@ -1,0 +1,326 @@
+"""Process one stored inbound message: parse, classify, route, apply, notify.
+
+Parsing happens outside the transaction. The transaction then locks the
+inbound row, checks that no other worker finished it meanwhile, applies the
+result and sets the final state, so a message processed twice (a retry, a
+second worker, a replay) changes the store once. Notifications are written
+to the outbox in the same transaction and handed to delivery after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from gateway.cases import NewComment, add_comment, find_or_create_contact, open_case
+from gateway.db import session_scope
+from gateway.inbound.classify import classify
+from gateway.inbound.extract import extract_reply
+from gateway.inbound.parse import Address, ParsedMessage, parse_message
+from gateway.inbound.spool import load_raw
+from gateway.models import (
+    FINAL_INBOUND_STATES,
+    AuthorKind,
+    Case,
+    CaseStatus,
+    Comment,
+    InboundMessage,
+    InboundState,
+    ThreadMessage,
+    ThreadSource,
+    utcnow,
+)
+from gateway.outbound.outbox import Notification, queue_notification
+from gateway.runtime import Runtime
+from gateway.threading.route import NEW, find_case
+
+log = logging.getLogger(__name__)
+
+NO_SUBJECT = "(no subject)"
+# A concurrent worker may commit the same message first; the unique key on
+# the first copy then fails this transaction once, and the retry sees it.
+MAX_TRANSACTION_TRIES = 3
+
+
+@dataclass
+class Outcome:
+    """The recorded result of processing one inbound message."""
+
+    inbound_id: int
+    state: str
+    reason: str = ""
+    case_number: str | None = None
+    comment_id: int | None = None
+    matched_by: str | None = None
+    message: ParsedMessage | None = None
+    new_text: str = ""
+    bounce: dict[str, object] | None = None
+    duplicate_of: int | None = None
+    queued_outbound: list[int] = field(default_factory=list)
+
+
+class InboundNotFound(LookupError):
+    pass
+
+
+def process_inbound(runtime: Runtime, inbound_id: int, *, retry: bool = False) -> Outcome:
+    """Process the stored message ``inbound_id`` unless it is finished already.
+
+    An unexpected error is recorded on the row. With ``retry`` it is
+    re-raised while attempts remain (``[worker] max_process_attempts``), so
+    the job runs again; the last attempt, or any attempt without ``retry``,
+    marks the row ``failed`` and returns that outcome.
+    """
+    try:
+        return _process(runtime, inbound_id)
+    except InboundNotFound:
+        raise
+    except Exception as exc:
+        log.exception("processing failed inbound_id=%d", inbound_id)
+        final = _record_failure(runtime, inbound_id, exc, always_final=not retry)
+        if not final:
+            raise
+        return Outcome(inbound_id, InboundState.FAILED.value, reason=f"error: {exc}")
+
+
+def _process(runtime: Runtime, inbound_id: int) -> Outcome:
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            raise InboundNotFound(f"inbound message {inbound_id} not found")
+        raw = load_raw(row)
+    parsed = parse_message(raw)
+    new_text = extract_reply(parsed)
+    if row.state in FINAL_INBOUND_STATES:
+        return outcome_of(row, parsed, new_text, runtime)
+    dedup_key = dedup_key_of(parsed, raw)
+    for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
+        try:
+            with session_scope(runtime.engine) as session:
+                locked = session.get(InboundMessage, inbound_id, with_for_update=True)
+                assert locked is not None
+                if locked.state in FINAL_INBOUND_STATES:
+                    outcome = outcome_of(locked, parsed, new_text, runtime, session)
+                    break
+                outcome = _apply(session, runtime, locked, parsed, new_text, dedup_key)
+            break
+        except IntegrityError:
+            if attempt == MAX_TRANSACTION_TRIES:
+                raise
+            log.info("retrying after a concurrent commit inbound_id=%d", inbound_id)
+    if outcome.queued_outbound:
+        runtime.outbound_queued(outcome.queued_outbound)
+    log.info(
+        "mail %s inbound_id=%d reason=%s case=%s matched_by=%s message_id=%s",
+        outcome.state,
+        inbound_id,
+        outcome.reason or "-",
+        outcome.case_number or "-",
+        outcome.matched_by or "-",
+        parsed.message_id,
+    )
+    return outcome
+
+
+def dedup_key_of(message: ParsedMessage, raw: bytes) -> str:
+    """Return the key that is equal for two deliveries of the same message.
+
+    Trace headers differ between deliveries (Received, Delivered-To, IMAP
+    flags), so the key covers the Message-ID and the body bytes only.
+    """
+    _headers, _sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    digest = hashlib.sha256()
+    digest.update((message.message_id or "").encode("utf-8", "replace"))
+    digest.update(b"\0")
+    if not message.message_id:
+        sender = message.sender.email if message.sender else ""
+        date = message.date.isoformat() if message.date else ""
+        digest.update(f"{sender}\0{date}\0{message.subject}\0".encode("utf-8", "replace"))
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _apply(
+    session: Session,
+    runtime: Runtime,
+    row: InboundMessage,
+    parsed: ParsedMessage,
+    new_text: str,
+    dedup_key: str,
+) -> Outcome:
+    settings = runtime.settings
+    outcome = Outcome(row.id or 0, InboundState.PROCESSED.value, message=parsed, new_text=new_text)
+    row.message_id = parsed.message_id
+    row.dedup_key = dedup_key
+    first = session.exec(select(InboundMessage).where(InboundMessage.first_key == dedup_key)).first()
+    if first is not None:
+        outcome.state = InboundState.IGNORED.value
+        outcome.reason = "duplicate"
+        outcome.duplicate_of = first.id
+        outcome.matched_by = first.matched_by
+        row.duplicate_of_id = first.id
+        row.case_id = first.case_id
+        row.comment_id = first.comment_id
+        first_case = session.get(Case, first.case_id) if first.case_id else None
+        outcome.case_number = first_case.number if first_case else None
+        outcome.comment_id = first.comment_id
+        return _finish(session, row, outcome)
+    row.first_key = dedup_key
+
+    classification = classify(
+        parsed,
+        envelope_sender=envelope_sender(row, parsed),
+        own_message_id_domain=settings.desk.message_id_domain,
+        support_addresses=settings.desk.support_addresses,
+    )
+    if classification.ignored:
+        outcome.state = InboundState.IGNORED.value
+        outcome.reason = classification.reason
+        row.error = classification.detail
+        return _finish(session, row, outcome)
+
+    sender = parsed.sender
+    if sender is None or not sender.email:
+        outcome.state = InboundState.UNMATCHED.value
+        outcome.reason = "no_sender"
+        return _finish(session, row, outcome)
+
+    match = find_case(session, parsed, new_text)
+    kind = AuthorKind.STAFF if settings.is_staff_address(sender.email) else AuthorKind.CUSTOMER
+    new = NewComment(
+        author=sender,
+        kind=kind,
+        new_text=new_text,
+        full_text=parsed.text,
+        attachments=parsed.attachments,
+        inbound_message_id=row.id,
+    )
+    if match is not None and match.case.status != CaseStatus.CLOSED:
+        case = match.case
+        comment = add_comment(session, settings, case, new)
+        outcome.matched_by = match.matched_by
+        if kind is AuthorKind.STAFF:
+            _notify(session, runtime, outcome, Notification("comment_update", case, comment))
+    else:
+        contact = find_or_create_contact(session, sender)
+        case, comment = open_case(
+            session,
+            settings,
+            subject=parsed.subject or NO_SUBJECT,
+            contact=contact,
+            additional_recipients=_additional_recipients(runtime, parsed, sender),
+            first_comment=new,
+            previous_case=match.case if match else None,
+        )
+        outcome.matched_by = NEW
+        _notify(session, runtime, outcome, Notification("confirmation", case, comment))
+    _remember_message_id(session, case, parsed)
+    row.case_id = case.id
+    row.comment_id = comment.id
+    outcome.case_number = case.number
+    outcome.comment_id = comment.id
+    return _finish(session, row, outcome)
+
+
+def _notify(
+    session: Session, runtime: Runtime, outcome: Outcome, notification: Notification
+) -> None:
+    queued = queue_notification(session, runtime.settings, runtime.renderer, notification)
+    if queued is not None and queued.id is not None:
+        outcome.queued_outbound.append(queued.id)
+
+
+def _remember_message_id(session: Session, case: Case, parsed: ParsedMessage) -> None:
+    if parsed.message_id and case.id is not None:
+        session.add(
+            ThreadMessage(
+                message_id=parsed.message_id, case_id=case.id, source=ThreadSource.RECEIVED
+            )
+        )
+
+
+def _additional_recipients(runtime: Runtime, parsed: ParsedMessage, sender: Address) -> list[str]:
+    """Return the other people a first mail was addressed to: they follow the case."""
+    settings = runtime.settings
+    result = []
+    for address in [*parsed.to, *parsed.cc]:
+        email = address.email
+        if not email or email.lower() == sender.email.lower():
+            continue
+        if settings.is_support_address(email) or settings.is_staff_address(email):
+            continue
+        result.append(email)
+    return result
+
+
+def _finish(session: Session, row: InboundMessage, outcome: Outcome) -> Outcome:
+    row.state = outcome.state
+    row.reason = outcome.reason
+    row.matched_by = outcome.matched_by
+    row.processed_at = utcnow()
+    session.add(row)
+    return outcome
+
+
+def envelope_sender(row: InboundMessage, parsed: ParsedMessage) -> str | None:
+    """Return the envelope sender (reverse path) if the transport told it."""
+    mail_from = row.envelope.get("mail_from")
+    if isinstance(mail_from, str):
+        return mail_from
+    return_path = parsed.header("Return-Path")
+    if return_path is not None:
+        return return_path.strip()
+    return None
+
+
+def outcome_of(
+    row: InboundMessage,
+    parsed: ParsedMessage,
+    new_text: str,
+    runtime: Runtime,
+    session: Session | None = None,
+) -> Outcome:
+    """Return the outcome already recorded on a finished row."""
+    number = None
+    if row.case_id is not None:
+        if session is None:
+            with Session(runtime.engine) as fresh:
+                case = fresh.get(Case, row.case_id)
+                number = case.number if case else None
+        else:
+            case = session.get(Case, row.case_id)
+            number = case.number if case else None
+    return Outcome(
+        row.id or 0,
+        row.state,
+        reason=row.reason or (f"error: {row.error}" if row.error and row.state == "failed" else ""),
+        case_number=number,
+        comment_id=row.comment_id,
+        matched_by=row.matched_by,
+        message=parsed,
+        new_text=new_text,
+        duplicate_of=row.duplicate_of_id,
+    )
+
+
+def _record_failure(
+    runtime: Runtime, inbound_id: int, error: Exception, *, always_final: bool
+) -> bool:
+    """Count a failed attempt; return True when it was the last one."""
+    with session_scope(runtime.engine) as session:
+        row = session.get(InboundMessage, inbound_id, with_for_update=True)
+        if row is None or row.state in FINAL_INBOUND_STATES:
+            return True
+        row.attempts += 1
+        row.error = f"{type(error).__name__}: {error}"
+        final = always_final or row.attempts >= runtime.settings.worker.max_process_attempts
+        if final:
+            row.state = InboundState.FAILED.value
+            row.reason = "error"
+            row.processed_at = utcnow()
+        session.add(row)
+        return final

@@ -1,0 +1,180 @@
+"""Background jobs on dramatiq: process an inbound message, deliver an outbound one.
+
+The embedded default uses dramatiq's in-memory StubBroker with a worker in
+the ``gateway serve`` process. With ``[broker] url = "redis://..."`` the
+same actors run on Redis, in ``dramatiq gateway.worker`` processes. Either
+way the store, not the broker, is the source of truth: a message lost with
+the broker (a restart of the embedded process) is found again by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+
+from gateway.db import session_scope
+from gateway.inbound.process import InboundNotFound, process_inbound
+from gateway.models import (
+    InboundMessage,
+    InboundState,
+    OutboundMessage,
+    OutboundStatus,
+    utcnow,
+)
+from gateway.outbound.delivery import deliver_outbound
+from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "gateway"
+# A row handed to the broker is handed again only after this long without
+# a result, so the immediate send and the sweep do not both queue it.
+REQUEUE_AFTER = timedelta(seconds=30)
+SWEEP_BATCH = 500
+# Redis broker: forget a worker after 15 s without a heartbeat and check for
+# forgotten workers on 5% of commands, so the messages of a killed worker
+# are redelivered within seconds; dramatiq's defaults (60 s, 0.1%) can take
+# many minutes on a quiet desk.
+REDIS_HEARTBEAT_TIMEOUT_MS = 15_000
+REDIS_MAINTENANCE_CHANCE = 50_000
+PROCESS_RETRIES_MIN_BACKOFF_MS = 2_000
+PROCESS_RETRIES_MAX_BACKOFF_MS = 300_000
+
+_runtime: Runtime | None = None
+_process_actor: Any = None
+_deliver_actor: Any = None
+
+
+def configure(runtime: Runtime) -> dramatiq.Broker:
+    """Create the broker named by the settings, declare the actors on it, return it."""
+    global _runtime, _process_actor, _deliver_actor
+    settings = runtime.settings
+    broker: dramatiq.Broker
+    if settings.embedded:
+        broker = StubBroker()
+    else:
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(
+            url=settings.broker.url,
+            namespace=settings.broker.namespace,
+            heartbeat_timeout=REDIS_HEARTBEAT_TIMEOUT_MS,
+            maintenance_chance=REDIS_MAINTENANCE_CHANCE,
+        )
+    dramatiq.set_broker(broker)
+    _runtime = runtime
+    runtime.outbound_queued = enqueue_deliveries
+    _process_actor = dramatiq.actor(
+        _process_job,
+        actor_name="process_inbound",
+        queue_name=QUEUE_NAME,
+        broker=broker,
+        max_retries=settings.worker.max_process_attempts - 1,
+        min_backoff=PROCESS_RETRIES_MIN_BACKOFF_MS,
+        max_backoff=PROCESS_RETRIES_MAX_BACKOFF_MS,
+        throws=(InboundNotFound,),
+    )
+    _deliver_actor = dramatiq.actor(
+        _deliver_job,
+        actor_name="deliver_outbound",
+        queue_name=QUEUE_NAME,
+        broker=broker,
+        max_retries=0,
+    )
+    return broker
+
+
+def _current_runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("gateway.jobs.configure() was not called in this process")
+    return _runtime
+
+
+def _process_job(inbound_id: int) -> None:
+    process_inbound(_current_runtime(), inbound_id, retry=True)
+
+
+def _deliver_job(outbound_id: int) -> None:
+    deliver_outbound(_current_runtime(), outbound_id)
+
+
+def enqueue_inbound(inbound_id: int) -> None:
+    """Hand a stored inbound message to a worker."""
+    _process_actor.send(inbound_id)
+
+
+def enqueue_deliveries(outbound_ids: list[int]) -> None:
+    """Hand outbox rows to a worker, unless no relay is configured."""
+    runtime = _current_runtime()
+    if not runtime.settings.relay.host:
+        return
+    for outbound_id in outbound_ids:
+        _deliver_actor.send(outbound_id)
+
+
+def sweep(runtime: Runtime, *, everything: bool = False, now: datetime | None = None) -> tuple[int, int]:
+    """Queue stored work that has no result yet; return (inbound, outbound) counts.
+
+    ``everything`` queues all of it, as at startup, when the embedded
+    broker's memory is gone; otherwise only work queued longer ago than
+    REQUEUE_AFTER (or never) is queued again.
+    """
+    now = now or utcnow()
+    cutoff = now if everything else now - REQUEUE_AFTER
+    inbound_ids = _claim_inbound(runtime, cutoff, now)
+    for inbound_id in inbound_ids:
+        enqueue_inbound(inbound_id)
+    outbound_ids: list[int] = []
+    if runtime.settings.relay.host:
+        outbound_ids = _claim_outbound(runtime, cutoff, now)
+        enqueue_deliveries(outbound_ids)
+    if inbound_ids or outbound_ids:
+        log.info("sweep queued inbound=%d outbound=%d", len(inbound_ids), len(outbound_ids))
+    return len(inbound_ids), len(outbound_ids)
+
+
+def _claim_inbound(runtime: Runtime, cutoff: datetime, now: datetime) -> list[int]:
+    with session_scope(runtime.engine) as session:
+        rows = session.exec(
+            select(InboundMessage)
+            .where(InboundMessage.state == InboundState.RECEIVED.value)
+            .where(
+                func.coalesce(InboundMessage.enqueued_at, InboundMessage.received_at) <= cutoff
+            )
+            .order_by(col(InboundMessage.id))
+            .limit(SWEEP_BATCH)
+        ).all()
+        for row in rows:
+            row.enqueued_at = now
+            session.add(row)
+        return [row.id for row in rows if row.id is not None]
+
+
+def _claim_outbound(runtime: Runtime, cutoff: datetime, now: datetime) -> list[int]:
+    with session_scope(runtime.engine) as session:
+        rows = session.exec(
+            select(OutboundMessage)
+            .where(OutboundMessage.status == OutboundStatus.QUEUED.value)
+            .where(col(OutboundMessage.next_attempt_at) <= now)
+            .where(
+                or_(
+                    col(OutboundMessage.lease_until).is_(None),
+                    col(OutboundMessage.lease_until) < now,
+                )
+            )
+            .where(
+                func.coalesce(OutboundMessage.enqueued_at, OutboundMessage.created_at) <= cutoff
+            )
+            .order_by(col(OutboundMessage.id))
+            .limit(SWEEP_BATCH)
+        ).all()
+        for row in rows:
+            row.enqueued_at = now
+            session.add(row)
+        return [row.id for row in rows if row.id is not None]

@@ -1,0 +1,258 @@
+"""Tables of the store.
+
+Timestamps are timezone-aware UTC. Lists of addresses are JSON arrays.
+Message-IDs are stored in the normalized ``<local@domain>`` form.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CaseStatus(enum.StrEnum):
+    UNASSIGNED = "Unassigned"
+    IN_PROGRESS = "In Progress"
+    WAITING_ON_CUSTOMER = "Waiting on Customer"
+    ESCALATED = "Escalated"
+    PENDING_CLOSURE = "Pending Closure"
+    CLOSED = "Closed"
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "Critical"
+    URGENT = "Urgent"
+    STANDARD = "Standard"
+    LOW = "Low"
+
+
+class Priority(enum.StrEnum):
+    URGENT = "Urgent"
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+
+
+CASE_TYPES = (
+    "General Inquiry",
+    "Cloud Down",
+    "EDI",
+    "New User/User Maintenance",
+    "Performance/Locking",
+    "Product Issue",
+    "Question",
+    "Beta",
+    "Bundles",
+    "Cloud",
+    "Customization",
+    "Documentation",
+    "Enhancement Request",
+    "Environment",
+    "Feature Request",
+    "Fulfillment",
+    "Hardware",
+    "Installation",
+    "Internal",
+    "License Request",
+    "Security Risk",
+    "Services",
+    "Training Request",
+    "Knowledgebase Suggestion",
+)
+
+
+class AuthorKind(enum.StrEnum):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    SYSTEM = "system"
+
+
+class InboundState(enum.StrEnum):
+    """Where an inbound message stands. Every stored message ends in a final one."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    UNMATCHED = "unmatched"
+    FAILED = "failed"
+
+
+FINAL_INBOUND_STATES = frozenset(
+    {
+        InboundState.PROCESSED,
+        InboundState.IGNORED,
+        InboundState.UNMATCHED,
+        InboundState.FAILED,
+    }
+)
+
+
+class OutboundStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ThreadSource(enum.StrEnum):
+    """Why a Message-ID is known to belong to a case."""
+
+    SENT = "sent"
+    RECEIVED = "received"
+    IMPORTED = "imported"
+
+
+class Account(SQLModel, table=True):
+    """A customer company, usually known by its mail domain."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    domain: str = Field(index=True, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    """A customer person, known by mail address."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True)
+    name: str = ""
+    phone: str = ""
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Case(SQLModel, table=True):
+    """A support case."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str | None = Field(default=None, index=True, unique=True, max_length=8)
+    legacy_number: str | None = Field(default=None, index=True)
+    token: str = Field(index=True, unique=True)
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    additional_recipients: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    type: str = "General Inquiry"
+    severity: str = Severity.STANDARD.value
+    priority: str = Priority.MEDIUM.value
+    status: str = Field(default=CaseStatus.UNASSIGNED.value, index=True)
+    customer_reference: str = ""
+    product: str = ""
+    product_version: str = ""
+    component: str = ""
+    category: str = ""
+    topic: str = ""
+    tech_profile: str = ""
+    subject: str = ""
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    escalation_level: int = 0
+    previous_case_id: int | None = Field(default=None, foreign_key="case.id")
+    opened_at: datetime = Field(default_factory=utcnow)
+    last_modified_at: datetime = Field(default_factory=utcnow)
+
+
+class Comment(SQLModel, table=True):
+    """One entry on a case: the first mail, a reply, a staff answer or a note."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    author: str
+    author_name: str = ""
+    author_kind: str = AuthorKind.CUSTOMER.value
+    new_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    full_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    inbound_message_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Attachment(SQLModel, table=True):
+    """A file sent with a comment, stored once per content digest."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    comment_id: int = Field(foreign_key="comment.id", index=True)
+    filename: str
+    content_type: str
+    size: int
+    sha256: str = Field(index=True)
+    inline: bool = False
+    content_id: str | None = None
+
+
+class InboundMessage(SQLModel, table=True):
+    """A received mail, stored raw before it is acknowledged.
+
+    ``raw`` holds the bytes unless ``spool_path`` names a file in the spool.
+    ``dedup_key`` identifies the message across deliveries; ``first_key`` is
+    set to it only on the first message that ended with that key, so the
+    unique index makes a second copy a duplicate even under concurrency.
+    """
+
+    __table_args__ = (Index("ix_inbound_state_received", "state", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    spool_path: str | None = None
+    size: int = 0
+    sha256: str = ""
+    message_id: str | None = Field(default=None, index=True)
+    dedup_key: str | None = Field(default=None, index=True)
+    first_key: str | None = Field(default=None, unique=True)
+    source: str = "smtp"
+    envelope: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    state: str = InboundState.RECEIVED.value
+    reason: str = ""
+    error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    attempts: int = 0
+    matched_by: str | None = None
+    case_id: int | None = Field(default=None, foreign_key="case.id")
+    # No foreign key: comment rows point back at their inbound message.
+    comment_id: int | None = None
+    duplicate_of_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    received_at: datetime = Field(default_factory=utcnow)
+    enqueued_at: datetime | None = None
+    processed_at: datetime | None = None
+
+
+class OutboundMessage(SQLModel, table=True):
+    """A mail in the outbox, rendered in full when the change that caused it commits."""
+
+    __table_args__ = (Index("ix_outbound_status_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    kind: str
+    sender: str
+    to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cc: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str
+    message_id: str = Field(index=True, unique=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = OutboundStatus.QUEUED.value
+    attempts: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    enqueued_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class ThreadMessage(SQLModel, table=True):
+    """A Message-ID known to belong to a case, for In-Reply-To/References matching."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(index=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    source: str = ThreadSource.SENT.value
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,78 @@
+"""``gateway serve``: the SMTP listener, the embedded worker and the sweep, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import dramatiq
+
+from gateway.inbound.smtp import GatewayHandler, start_smtp_server
+from gateway.inbound.spool import GroupCommitWriter
+from gateway.jobs import QUEUE_NAME, configure, enqueue_inbound, sweep
+from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _no_worker(_inbound_id: int) -> None:
+    return None
+
+
+async def serve(runtime: Runtime) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting, finish the batch and exit."""
+    settings = runtime.settings
+    broker = configure(runtime)
+    worker: dramatiq.Worker | None = None
+    in_process = settings.embedded and settings.worker.threads > 0
+    if in_process:
+        worker = dramatiq.Worker(
+            broker, worker_threads=settings.worker.threads, queues={QUEUE_NAME}
+        )
+        worker.start()
+    # With the embedded broker and no worker this process only stores mail
+    # (ingress); a later serve with a worker processes it.
+    handing_off = in_process or not settings.embedded
+    writer = GroupCommitWriter(runtime.engine, settings.store.data_dir, settings.smtp.group_commit_max)
+    writer.start()
+    handler = GatewayHandler(settings, writer, enqueue_inbound if handing_off else _no_worker)
+    server = None
+    if settings.smtp.port:
+        server = await start_smtp_server(settings, handler)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "gateway started store=%s broker=%s worker_threads=%d",
+        runtime.engine.url.render_as_string(hide_password=True),
+        settings.broker.url or "in-process",
+        settings.worker.threads if in_process else 0,
+    )
+    sweeper = None
+    if handing_off:
+        await asyncio.to_thread(sweep, runtime, everything=True)
+        sweeper = asyncio.create_task(_sweep_forever(runtime))
+    await stop.wait()
+    log.info("gateway stopping")
+    if server is not None:
+        server.close()
+        await server.wait_closed()
+    if sweeper is not None:
+        sweeper.cancel()
+    await asyncio.to_thread(writer.stop)
+    if worker is not None:
+        await asyncio.to_thread(worker.stop)
+    broker.close()
+    log.info("gateway stopped")
+
+
+async def _sweep_forever(runtime: Runtime) -> None:
+    interval = runtime.settings.worker.sweep_seconds
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(sweep, runtime)
+        except Exception:
+            log.exception("sweep failed; trying again in %.0f s", interval)

@@ -1,0 +1,1 @@
+"""Thread tokens, Message-ID matching and the routing decision."""
