@@ -58,7 +58,7 @@ class RelaySettings:
     starttls: bool = False
     tls: bool = False
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     timeout_seconds: float = 30.0
     max_attempts: int = 8
     retry_base_seconds: float = 30.0
