@@ -30,7 +30,6 @@ from gateway.threading.tokens import mint_token
 
 log = logging.getLogger(__name__)
 
-CASE_NUMBER_DIGITS = 8
 MAX_SUBJECT_LENGTH = 255
 
 
@@ -56,7 +55,9 @@ def find_or_create_contact(session: Session, address: Address) -> Contact:
             session.add(contact)
         return contact
     account = _find_or_create_account(session, email.rpartition("@")[2])
-    contact = Contact(email=email, name=address.name, account_id=account.id if account else None)
+    contact = Contact(
+        email=email, name=address.name, account_id=account.id if account else None
+    )
     session.add(contact)
     session.flush()
     return contact
@@ -85,17 +86,15 @@ def create_case(
     status: CaseStatus = CaseStatus.UNASSIGNED,
     previous_case: Case | None = None,
 ) -> Case:
-    """Create a case without comments and return it.
-
-    The case number is the row id, zero-padded to eight digits, so numbers
-    are unique and increase without a counter of their own.
-    """
+    """Create a case without comments and return it, flushed (with its number)."""
     now = utcnow()
     case = Case(
         token=token or mint_token(settings.desk.org_id),
         account_id=contact.account_id,
         contact_id=contact.id,
-        additional_recipients=_unique_addresses(additional_recipients, exclude=[contact.email]),
+        additional_recipients=_unique_addresses(
+            additional_recipients, exclude=[contact.email]
+        ),
         subject=subject[:MAX_SUBJECT_LENGTH],
         description=description,
         status=status.value,
@@ -105,9 +104,6 @@ def create_case(
     )
     session.add(case)
     session.flush()
-    assert case.id is not None
-    case.number = f"{case.id:0{CASE_NUMBER_DIGITS}d}"
-    session.add(case)
     return case
 
 
@@ -131,15 +127,23 @@ def open_case(
         description=first_comment.new_text,
         previous_case=previous_case,
     )
-    comment = add_comment(session, settings, case, first_comment)
+    comment = add_comment(session, settings, case, first_comment, touch_case=False)
     log.info("case opened case=%s contact=%s", case.number, contact.email)
     return case, comment
 
 
 def add_comment(
-    session: Session, settings: Settings, case: Case, new: NewComment
+    session: Session,
+    settings: Settings,
+    case: Case,
+    new: NewComment,
+    *,
+    touch_case: bool = True,
 ) -> Comment:
-    """Add a comment with its attachments to ``case`` and return it."""
+    """Add a comment with its attachments to ``case`` and return it.
+
+    ``touch_case`` sets the case's last-modified time to the comment's.
+    """
     assert case.id is not None
     comment = Comment(
         case_id=case.id,
@@ -155,8 +159,9 @@ def add_comment(
     assert comment.id is not None
     for attachment in new.attachments:
         _store_attachment(session, settings.store.data_dir, comment.id, attachment)
-    case.last_modified_at = utcnow()
-    session.add(case)
+    if touch_case:
+        case.last_modified_at = comment.created_at
+        session.add(case)
     return comment
 
 
@@ -178,11 +183,9 @@ def _store_attachment(
 
 
 def get_case(session: Session, number: str) -> Case:
-    """Return the case with ``number`` (leading zeros optional) or raise CaseNotFound."""
+    """Return the case ``number`` (leading zeros optional); raise CaseNotFound."""
     wanted = number.strip()
-    if wanted.isdigit():
-        wanted = wanted.zfill(CASE_NUMBER_DIGITS)
-    case = session.exec(select(Case).where(Case.number == wanted)).first()
+    case = session.get(Case, int(wanted)) if wanted.isdigit() else None
     if case is None:
         raise CaseNotFound(number)
     return case

@@ -106,18 +106,28 @@ def serve(config: ConfigOption = None) -> None:
 def migrate(config: ConfigOption = None) -> None:
     """Create the store, or bring its schema up to date."""
     runtime = _runtime(config)
-    typer.echo(f"store ready: {runtime.engine.url.render_as_string(hide_password=True)}")
+    typer.echo(
+        f"store ready: {runtime.engine.url.render_as_string(hide_password=True)}"
+    )
 
 
 @app.command()
 def ingest(
-    files: Annotated[list[Path] | None, typer.Argument(help="Raw mail files; '-' or none: stdin.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Process each mail before returning.")] = False,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Raw mail files; '-' or none: stdin.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Process each mail before returning.")
+    ] = False,
     as_json: JsonOption = False,
-    source: Annotated[str, typer.Option(help="Transport recorded with the mail.")] = "pipe",
+    source: Annotated[
+        str, typer.Option(help="Transport recorded with the mail.")
+    ] = "pipe",
     sender: Annotated[
         str | None,
-        typer.Option(help="Envelope sender from the MTA (Postfix: ${sender}); '' for <>."),
+        typer.Option(
+            help="Envelope sender from the MTA (Postfix: ${sender}); '' for <>."
+        ),
     ] = None,
     recipient: Annotated[
         list[str] | None, typer.Option(help="Envelope recipient (repeatable).")
@@ -129,9 +139,13 @@ def ingest(
     Exit 75 (temporary failure) when storing failed, so an MTA retries.
     """
     runtime = _runtime(config)
-    mails, unreadable = _read_mails(files or [Path("-")], source, sender, recipient or [])
+    mails, unreadable = _read_mails(
+        files or [Path("-")], source, sender, recipient or []
+    )
     try:
-        ids = store_mails(runtime.engine, runtime.settings.store.data_dir, [m for _, m in mails])
+        ids = store_mails(
+            runtime.engine, runtime.settings.store.data_dir, [m for _, m in mails]
+        )
     except SpoolWriteFailed as exc:
         typer.echo(f"error: {exc}; nothing was stored, deliver again later", err=True)
         sys.exit(EX_TEMPFAIL)
@@ -172,7 +186,9 @@ def _read_mails(
             typer.echo(f"error: cannot read {name}: {exc.strerror}", err=True)
             unreadable.append(name)
             continue
-        mails.append((name, IncomingMail(raw=raw, source=source, envelope=dict(envelope))))
+        mails.append(
+            (name, IncomingMail(raw=raw, source=source, envelope=dict(envelope)))
+        )
     return mails, unreadable
 
 
@@ -193,26 +209,33 @@ def cases(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     runtime = _runtime(config)
     with Session(runtime.engine) as session:
         rows = session.exec(select(Case).order_by(col(Case.id))).all()
-        views = [case_view(session, runtime.settings, case, comments=False) for case in rows]
+        views = [
+            case_view(session, runtime.settings, case, comments=False) for case in rows
+        ]
     if as_json:
         _print_json(views)
         return
     for view in views:
         typer.echo(
-            f"{view['number']}  {view['status']:<20}  {view['contact']['email']:<30}  {view['subject']}"
+            f"{view['number']}  {view['status']:<20}  "
+            f"{view['contact']['email']:<30}  {view['subject']}"
         )
 
 
 @app.command()
 def show(
-    number: Annotated[str, typer.Argument(help="Case number (leading zeros optional).")],
+    number: Annotated[
+        str, typer.Argument(help="Case number (leading zeros optional).")
+    ],
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Show one case with its comments."""
     runtime = _runtime(config)
     with Session(runtime.engine) as session:
-        view = case_view(session, runtime.settings, get_case(session, number), comments=True)
+        view = case_view(
+            session, runtime.settings, get_case(session, number), comments=True
+        )
     if as_json:
         _print_json(view)
         return
@@ -221,10 +244,15 @@ def show(
         typer.echo(f"  {key}: {view[key]}")
     typer.echo(f"  contact: {view['contact']['name']} <{view['contact']['email']}>")
     for comment in view["comments"]:
-        typer.echo(f"\n--- {comment['created_at']} {comment['author_kind']} {comment['author']}")
+        typer.echo(
+            f"\n--- {comment['created_at']} {comment['author_kind']} "
+            f"{comment['author']}"
+        )
         typer.echo(comment["text"])
         for attachment in comment["attachments"]:
-            typer.echo(f"  [attachment] {attachment['filename']} ({attachment['size']} bytes)")
+            typer.echo(
+                f"  [attachment] {attachment['filename']} ({attachment['size']} bytes)"
+            )
 
 
 @app.command()
@@ -232,7 +260,9 @@ def outbox(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """List the mails in the outbox with their delivery state."""
     runtime = _runtime(config)
     with Session(runtime.engine) as session:
-        rows = session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id))).all()
+        rows = session.exec(
+            select(OutboundMessage).order_by(col(OutboundMessage.id))
+        ).all()
         numbers = {case.id: case.number for case in session.exec(select(Case)).all()}
         views = [outbound_view(row, numbers.get(row.case_id)) for row in rows]
     if as_json:
@@ -240,7 +270,8 @@ def outbox(as_json: JsonOption = False, config: ConfigOption = None) -> None:
         return
     for view in views:
         typer.echo(
-            f"{view['id']:>6}  {view['status']:<7} {view['kind']:<16} case={view['case']} "
+            f"{view['id']:>6}  {view['status']:<7} {view['kind']:<16} "
+            f"case={view['case']} "
             f"to={','.join(view['to'])}  {view['subject']}"
         )
 
@@ -250,7 +281,9 @@ def comment(
     number: Annotated[str, typer.Argument(help="Case number.")],
     author: Annotated[str, typer.Option(help="The staff member's mail address.")],
     text: Annotated[str | None, typer.Option(help="The comment text.")] = None,
-    file: Annotated[Path | None, typer.Option(help="Read the comment text from this file.")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="Read the comment text from this file.")
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -273,7 +306,10 @@ def comment(
         )
         added = add_comment(session, runtime.settings, case, new)
         row = queue_notification(
-            session, runtime.settings, runtime.renderer, Notification("comment_update", case, added)
+            session,
+            runtime.settings,
+            runtime.renderer,
+            Notification("comment_update", case, added),
         )
         if row is not None and row.id is not None:
             queued.append(row.id)
@@ -296,7 +332,9 @@ def _read_text(path: Path | None) -> str:
 @app.command()
 def extract(
     files: Annotated[list[Path], typer.Argument(help="Body files (no headers).")],
-    html: Annotated[bool, typer.Option("--html", help="The files are HTML bodies.")] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="The files are HTML bodies.")
+    ] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -320,7 +358,7 @@ def extract(
 
 
 def decode_body_file(data: bytes) -> str:
-    """Decode a body file: UTF-8 when valid, else Windows-1252, which maps every byte."""
+    """Decode a body file: UTF-8 when valid, else Windows-1252 (maps every byte)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -338,10 +376,12 @@ def import_command(
     items = read_import_file(file)
     with session_scope(runtime.engine) as session:
         created = import_cases(session, runtime.settings, items)
-        views = [case_view(session, runtime.settings, case, comments=False) for case in created]
+        views = [
+            case_view(session, runtime.settings, case, comments=False)
+            for case in created
+        ]
     if as_json:
         _print_json(views)
     else:
         for view in views:
             typer.echo(f"imported case {view['number']} token={view['token']}")
-

@@ -224,9 +224,7 @@ def _check_type(label: str, value: Any, hint: Any) -> Any:
         return value
     expected = hint if isinstance(hint, type) else str
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{label} must be of type {expected.__name__}, got {value!r}"
-        )
+        raise ConfigError(f"{label} must be of type {expected.__name__}, got {value!r}")
     return value
 
 

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+READ_ONLY_OPTION = "gateway_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -53,7 +54,19 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine) -> Engine:
+    """Return ``engine`` for transactions that only read.
+
+    On SQLite they begin deferred and so do not wait for, or block, the
+    write lock; elsewhere nothing changes.
+    """
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def is_sqlite(engine: Engine) -> bool:

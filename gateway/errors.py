@@ -39,7 +39,9 @@ class DeliveryError(GatewayError):
     ``permanent`` is true for a 5xx reply, which retrying cannot fix.
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code

@@ -40,7 +40,9 @@ def read_import_file(path: Path) -> list[dict[str, Any]]:
     return cases
 
 
-def import_cases(session: Session, settings: Settings, items: list[dict[str, Any]]) -> list[Case]:
+def import_cases(
+    session: Session, settings: Settings, items: list[dict[str, Any]]
+) -> list[Case]:
     """Create one case per item and return them in input order."""
     statuses = {status.value: status for status in CaseStatus}
     created = []
@@ -48,19 +50,28 @@ def import_cases(session: Session, settings: Settings, items: list[dict[str, Any
         where = f"cases[{index}]"
         token = str(item.get("token") or "")
         if not is_token(token):
-            raise ImportFileInvalid(f"{where}: token {token!r} is not of the form ref_<org>_<case>:ref")
+            raise ImportFileInvalid(
+                f"{where}: token {token!r} is not of the form ref_<org>_<case>:ref"
+            )
         if session.exec(select(Case).where(Case.token == token)).first() is not None:
-            raise ImportFileInvalid(f"{where}: a case with token {token} exists already")
+            raise ImportFileInvalid(
+                f"{where}: a case with token {token} exists already"
+            )
         status_name = str(item.get("status") or CaseStatus.IN_PROGRESS.value)
         if status_name not in statuses:
             raise ImportFileInvalid(
-                f"{where}: status {status_name!r} is unknown; use one of " + ", ".join(statuses)
+                f"{where}: status {status_name!r} is unknown; use one of "
+                + ", ".join(statuses)
             )
         contact_data = item.get("contact") or {}
         email = str(contact_data.get("email") or "").strip()
         if "@" not in email:
-            raise ImportFileInvalid(f"{where}: contact.email {email!r} is not an address")
-        contact = find_or_create_contact(session, Address(email.lower(), str(contact_data.get("name") or "")))
+            raise ImportFileInvalid(
+                f"{where}: contact.email {email!r} is not an address"
+            )
+        contact = find_or_create_contact(
+            session, Address(email.lower(), str(contact_data.get("name") or ""))
+        )
         case = create_case(
             session,
             settings,
@@ -76,7 +87,13 @@ def import_cases(session: Session, settings: Settings, items: list[dict[str, Any
         for raw_id in item.get("sent_message_ids") or []:
             message_id = normalize_message_id(str(raw_id))
             if message_id:
-                session.add(ThreadMessage(message_id=message_id, case_id=case.id, source=ThreadSource.IMPORTED))
+                session.add(
+                    ThreadMessage(
+                        message_id=message_id,
+                        case_id=case.id,
+                        source=ThreadSource.IMPORTED,
+                    )
+                )
         created.append(case)
     session.flush()
     return created

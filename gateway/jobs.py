@@ -61,7 +61,7 @@ def configure(runtime: Runtime) -> dramatiq.Broker:
     else:
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
             url=settings.broker.url,
             namespace=settings.broker.namespace,
             heartbeat_timeout=REDIS_HEARTBEAT_TIMEOUT_MS,
@@ -71,7 +71,6 @@ def configure(runtime: Runtime) -> dramatiq.Broker:
     _runtime = runtime
     runtime.outbound_queued = enqueue_deliveries
     _process_actor = dramatiq.actor(
-        _process_job,
         actor_name="process_inbound",
         queue_name=QUEUE_NAME,
         broker=broker,
@@ -79,14 +78,13 @@ def configure(runtime: Runtime) -> dramatiq.Broker:
         min_backoff=PROCESS_RETRIES_MIN_BACKOFF_MS,
         max_backoff=PROCESS_RETRIES_MAX_BACKOFF_MS,
         throws=(InboundNotFound,),
-    )
+    )(_process_job)
     _deliver_actor = dramatiq.actor(
-        _deliver_job,
         actor_name="deliver_outbound",
         queue_name=QUEUE_NAME,
         broker=broker,
         max_retries=0,
-    )
+    )(_deliver_job)
     return broker
 
 
@@ -118,7 +116,9 @@ def enqueue_deliveries(outbound_ids: list[int]) -> None:
         _deliver_actor.send(outbound_id)
 
 
-def sweep(runtime: Runtime, *, everything: bool = False, now: datetime | None = None) -> tuple[int, int]:
+def sweep(
+    runtime: Runtime, *, everything: bool = False, now: datetime | None = None
+) -> tuple[int, int]:
     """Queue stored work that has no result yet; return (inbound, outbound) counts.
 
     ``everything`` queues all of it, as at startup, when the embedded
@@ -135,7 +135,9 @@ def sweep(runtime: Runtime, *, everything: bool = False, now: datetime | None = 
         outbound_ids = _claim_outbound(runtime, cutoff, now)
         enqueue_deliveries(outbound_ids)
     if inbound_ids or outbound_ids:
-        log.info("sweep queued inbound=%d outbound=%d", len(inbound_ids), len(outbound_ids))
+        log.info(
+            "sweep queued inbound=%d outbound=%d", len(inbound_ids), len(outbound_ids)
+        )
     return len(inbound_ids), len(outbound_ids)
 
 
@@ -145,7 +147,8 @@ def _claim_inbound(runtime: Runtime, cutoff: datetime, now: datetime) -> list[in
             select(InboundMessage)
             .where(InboundMessage.state == InboundState.RECEIVED.value)
             .where(
-                func.coalesce(InboundMessage.enqueued_at, InboundMessage.received_at) <= cutoff
+                func.coalesce(InboundMessage.enqueued_at, InboundMessage.received_at)
+                <= cutoff
             )
             .order_by(col(InboundMessage.id))
             .limit(SWEEP_BATCH)
@@ -169,7 +172,8 @@ def _claim_outbound(runtime: Runtime, cutoff: datetime, now: datetime) -> list[i
                 )
             )
             .where(
-                func.coalesce(OutboundMessage.enqueued_at, OutboundMessage.created_at) <= cutoff
+                func.coalesce(OutboundMessage.enqueued_at, OutboundMessage.created_at)
+                <= cutoff
             )
             .order_by(col(OutboundMessage.id))
             .limit(SWEEP_BATCH)

@@ -129,11 +129,17 @@ class Contact(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+CASE_NUMBER_DIGITS = 8
+
+
 class Case(SQLModel, table=True):
-    """A support case."""
+    """A support case.
+
+    Its number is the row id, zero-padded to eight digits, so numbers are
+    unique and increase with no counter of their own.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
-    number: str | None = Field(default=None, index=True, unique=True, max_length=8)
     legacy_number: str | None = Field(default=None, index=True)
     token: str = Field(index=True, unique=True)
     account_id: int | None = Field(default=None, foreign_key="account.id")
@@ -159,6 +165,11 @@ class Case(SQLModel, table=True):
     opened_at: datetime = Field(default_factory=utcnow)
     last_modified_at: datetime = Field(default_factory=utcnow)
 
+    @property
+    def number(self) -> str:
+        """The case number shown to people, e.g. ``00000042``; empty before flush."""
+        return f"{self.id:0{CASE_NUMBER_DIGITS}d}" if self.id is not None else ""
+
 
 class Comment(SQLModel, table=True):
     """One entry on a case: the first mail, a reply, a staff answer or a note."""
@@ -170,7 +181,9 @@ class Comment(SQLModel, table=True):
     author_kind: str = AuthorKind.CUSTOMER.value
     new_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     full_text: str = Field(default="", sa_column=Column(Text, nullable=False))
-    inbound_message_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    inbound_message_id: int | None = Field(
+        default=None, foreign_key="inboundmessage.id"
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -225,7 +238,12 @@ class InboundMessage(SQLModel, table=True):
 
 
 class OutboundMessage(SQLModel, table=True):
-    """A mail in the outbox, rendered in full when the change that caused it commits."""
+    """A mail in the outbox.
+
+    The content is rendered when the change that caused it commits; the
+    MIME bytes (``raw``) are composed from it at the first delivery attempt
+    and kept, so every retry sends the same bytes.
+    """
 
     __table_args__ = (Index("ix_outbound_status_due", "status", "next_attempt_at"),)
 
@@ -233,11 +251,21 @@ class OutboundMessage(SQLModel, table=True):
     case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
     kind: str
     sender: str
+    sender_name: str = ""
     to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     cc: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     subject: str
     message_id: str = Field(index=True, unique=True)
-    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    in_reply_to: str | None = None
+    references: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    text_body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    html_body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     status: str = OutboundStatus.QUEUED.value
     attempts: int = 0
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -39,7 +39,9 @@ class Runtime:
 
     @cached_property
     def renderer(self) -> TemplateRenderer:
-        return TemplateRenderer(self.settings.templates_dir, self.settings.desk.language)
+        return TemplateRenderer(
+            self.settings.templates_dir, self.settings.desk.language
+        )
 
     def prepare_store(self) -> None:
         """Create the data folder and bring the schema up to date.
@@ -52,7 +54,8 @@ class Runtime:
         except (OSError, SQLAlchemyError) as exc:
             url = make_url(self.settings.store.url).render_as_string(hide_password=True)
             raise StoreError(
-                f"cannot open the store {url} (data_dir {self.settings.store.data_dir}): "
+                f"cannot open the store {url} "
+                f"(data_dir {self.settings.store.data_dir}): "
                 f"{exc}; check [store] url and data_dir"
             ) from exc
 

@@ -1,10 +1,11 @@
-"""``gateway serve``: the SMTP listener, the embedded worker and the sweep, in one process."""
+"""``gateway serve``: the SMTP listener, the embedded worker and the sweep."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import sys
 
 import dramatiq
 
@@ -15,6 +16,11 @@ from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# The spool writer thread needs the GIL back as soon as its fsync returns, or
+# every SMTP session waiting for that commit waits too. Python's default
+# switch interval (5 ms) is longer than the commit itself.
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
+
 
 def _no_worker(_inbound_id: int) -> None:
     return None
@@ -23,6 +29,7 @@ def _no_worker(_inbound_id: int) -> None:
 async def serve(runtime: Runtime) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, finish the batch and exit."""
     settings = runtime.settings
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     broker = configure(runtime)
     worker: dramatiq.Worker | None = None
     in_process = settings.embedded and settings.worker.threads > 0
@@ -34,9 +41,13 @@ async def serve(runtime: Runtime) -> None:
     # With the embedded broker and no worker this process only stores mail
     # (ingress); a later serve with a worker processes it.
     handing_off = in_process or not settings.embedded
-    writer = GroupCommitWriter(runtime.engine, settings.store.data_dir, settings.smtp.group_commit_max)
+    writer = GroupCommitWriter(
+        runtime.engine, settings.store.data_dir, settings.smtp.group_commit_max
+    )
     writer.start()
-    handler = GatewayHandler(settings, writer, enqueue_inbound if handing_off else _no_worker)
+    handler = GatewayHandler(
+        settings, writer, enqueue_inbound if handing_off else _no_worker
+    )
     server = None
     if settings.smtp.port:
         server = await start_smtp_server(settings, handler)

@@ -34,10 +34,14 @@ def address_view(address: Address | None) -> dict[str, str]:
     return {"email": address.email, "name": address.name}
 
 
-def case_view(session: Session, settings: Settings, case: Case, *, comments: bool) -> dict[str, Any]:
+def case_view(
+    session: Session, settings: Settings, case: Case, *, comments: bool
+) -> dict[str, Any]:
     contact = session.get(Contact, case.contact_id) if case.contact_id else None
     account = session.get(Account, case.account_id) if case.account_id else None
-    previous = session.get(Case, case.previous_case_id) if case.previous_case_id else None
+    previous = (
+        session.get(Case, case.previous_case_id) if case.previous_case_id else None
+    )
     view: dict[str, Any] = {
         "number": case.number,
         "subject": case.subject,
@@ -63,15 +67,21 @@ def case_view(session: Session, settings: Settings, case: Case, *, comments: boo
         view["comments"] = [
             comment_view(session, settings, comment)
             for comment in session.exec(
-                select(Comment).where(Comment.case_id == case.id).order_by(col(Comment.id))
+                select(Comment)
+                .where(Comment.case_id == case.id)
+                .order_by(col(Comment.id))
             ).all()
         ]
     return view
 
 
-def comment_view(session: Session, settings: Settings, comment: Comment) -> dict[str, Any]:
+def comment_view(
+    session: Session, settings: Settings, comment: Comment
+) -> dict[str, Any]:
     attachments = session.exec(
-        select(Attachment).where(Attachment.comment_id == comment.id).order_by(col(Attachment.id))
+        select(Attachment)
+        .where(Attachment.comment_id == comment.id)
+        .order_by(col(Attachment.id))
     ).all()
     return {
         "id": comment.id,

@@ -74,7 +74,9 @@ def _loop_reason(
 ) -> str:
     if message.header(GATEWAY_HEADER):
         return f"{GATEWAY_HEADER} header present"
-    if message.message_id and message.message_id.lower().endswith(f"@{own_domain.lower()}>"):
+    if message.message_id and message.message_id.lower().endswith(
+        f"@{own_domain.lower()}>"
+    ):
         return f"own Message-ID {message.message_id}"
     sender = message.sender.email.lower() if message.sender else ""
     if sender and sender in {a.lower() for a in support_addresses}:

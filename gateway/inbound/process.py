@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from gateway.cases import NewComment, add_comment, find_or_create_contact, open_case
-from gateway.db import session_scope
+from gateway.db import read_only, session_scope
 from gateway.inbound.classify import classify
 from gateway.inbound.extract import extract_reply
 from gateway.inbound.parse import Address, ParsedMessage, parse_message
@@ -27,7 +27,6 @@ from gateway.models import (
     AuthorKind,
     Case,
     CaseStatus,
-    Comment,
     InboundMessage,
     InboundState,
     ThreadMessage,
@@ -67,7 +66,9 @@ class InboundNotFound(LookupError):
     pass
 
 
-def process_inbound(runtime: Runtime, inbound_id: int, *, retry: bool = False) -> Outcome:
+def process_inbound(
+    runtime: Runtime, inbound_id: int, *, retry: bool = False
+) -> Outcome:
     """Process the stored message ``inbound_id`` unless it is finished already.
 
     An unexpected error is recorded on the row. With ``retry`` it is
@@ -88,7 +89,7 @@ def process_inbound(runtime: Runtime, inbound_id: int, *, retry: bool = False) -
 
 
 def _process(runtime: Runtime, inbound_id: int) -> Outcome:
-    with Session(runtime.engine, expire_on_commit=False) as session:
+    with Session(read_only(runtime.engine), expire_on_commit=False) as session:
         row = session.get(InboundMessage, inbound_id)
         if row is None:
             raise InboundNotFound(f"inbound message {inbound_id} not found")
@@ -139,7 +140,9 @@ def dedup_key_of(message: ParsedMessage, raw: bytes) -> str:
     if not message.message_id:
         sender = message.sender.email if message.sender else ""
         date = message.date.isoformat() if message.date else ""
-        digest.update(f"{sender}\0{date}\0{message.subject}\0".encode("utf-8", "replace"))
+        digest.update(
+            f"{sender}\0{date}\0{message.subject}\0".encode("utf-8", "replace")
+        )
     digest.update(body)
     return digest.hexdigest()
 
@@ -153,10 +156,12 @@ def _apply(
     dedup_key: str,
 ) -> Outcome:
     settings = runtime.settings
-    outcome = Outcome(row.id or 0, InboundState.PROCESSED.value, message=parsed, new_text=new_text)
-    row.message_id = parsed.message_id
-    row.dedup_key = dedup_key
-    first = session.exec(select(InboundMessage).where(InboundMessage.first_key == dedup_key)).first()
+    outcome = Outcome(
+        row.id or 0, InboundState.PROCESSED.value, message=parsed, new_text=new_text
+    )
+    first = session.exec(
+        select(InboundMessage).where(InboundMessage.first_key == dedup_key)
+    ).first()
     if first is not None:
         outcome.state = InboundState.IGNORED.value
         outcome.reason = "duplicate"
@@ -168,8 +173,7 @@ def _apply(
         first_case = session.get(Case, first.case_id) if first.case_id else None
         outcome.case_number = first_case.number if first_case else None
         outcome.comment_id = first.comment_id
-        return _finish(session, row, outcome)
-    row.first_key = dedup_key
+        return _finish(session, row, outcome, parsed, dedup_key, first_key=None)
 
     classification = classify(
         parsed,
@@ -181,16 +185,20 @@ def _apply(
         outcome.state = InboundState.IGNORED.value
         outcome.reason = classification.reason
         row.error = classification.detail
-        return _finish(session, row, outcome)
+        return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
 
     sender = parsed.sender
     if sender is None or not sender.email:
         outcome.state = InboundState.UNMATCHED.value
         outcome.reason = "no_sender"
-        return _finish(session, row, outcome)
+        return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
 
     match = find_case(session, parsed, new_text)
-    kind = AuthorKind.STAFF if settings.is_staff_address(sender.email) else AuthorKind.CUSTOMER
+    kind = (
+        AuthorKind.STAFF
+        if settings.is_staff_address(sender.email)
+        else AuthorKind.CUSTOMER
+    )
     new = NewComment(
         author=sender,
         kind=kind,
@@ -204,7 +212,9 @@ def _apply(
         comment = add_comment(session, settings, case, new)
         outcome.matched_by = match.matched_by
         if kind is AuthorKind.STAFF:
-            _notify(session, runtime, outcome, Notification("comment_update", case, comment))
+            _notify(
+                session, runtime, outcome, Notification("comment_update", case, comment)
+            )
     else:
         contact = find_or_create_contact(session, sender)
         case, comment = open_case(
@@ -223,13 +233,15 @@ def _apply(
     row.comment_id = comment.id
     outcome.case_number = case.number
     outcome.comment_id = comment.id
-    return _finish(session, row, outcome)
+    return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
 
 
 def _notify(
     session: Session, runtime: Runtime, outcome: Outcome, notification: Notification
 ) -> None:
-    queued = queue_notification(session, runtime.settings, runtime.renderer, notification)
+    queued = queue_notification(
+        session, runtime.settings, runtime.renderer, notification
+    )
     if queued is not None and queued.id is not None:
         outcome.queued_outbound.append(queued.id)
 
@@ -238,12 +250,16 @@ def _remember_message_id(session: Session, case: Case, parsed: ParsedMessage) ->
     if parsed.message_id and case.id is not None:
         session.add(
             ThreadMessage(
-                message_id=parsed.message_id, case_id=case.id, source=ThreadSource.RECEIVED
+                message_id=parsed.message_id,
+                case_id=case.id,
+                source=ThreadSource.RECEIVED,
             )
         )
 
 
-def _additional_recipients(runtime: Runtime, parsed: ParsedMessage, sender: Address) -> list[str]:
+def _additional_recipients(
+    runtime: Runtime, parsed: ParsedMessage, sender: Address
+) -> list[str]:
     """Return the other people a first mail was addressed to: they follow the case."""
     settings = runtime.settings
     result = []
@@ -257,7 +273,23 @@ def _additional_recipients(runtime: Runtime, parsed: ParsedMessage, sender: Addr
     return result
 
 
-def _finish(session: Session, row: InboundMessage, outcome: Outcome) -> Outcome:
+def _finish(
+    session: Session,
+    row: InboundMessage,
+    outcome: Outcome,
+    parsed: ParsedMessage,
+    dedup_key: str,
+    first_key: str | None,
+) -> Outcome:
+    """Record the outcome on the row.
+
+    The row's columns are set here, at the end, so that the queries before
+    do not each autoflush an UPDATE of it. ``first_key`` is None for a
+    duplicate, which must not claim the key of the first copy.
+    """
+    row.message_id = parsed.message_id
+    row.dedup_key = dedup_key
+    row.first_key = first_key
     row.state = outcome.state
     row.reason = outcome.reason
     row.matched_by = outcome.matched_by
@@ -297,7 +329,8 @@ def outcome_of(
     return Outcome(
         row.id or 0,
         row.state,
-        reason=row.reason or (f"error: {row.error}" if row.error and row.state == "failed" else ""),
+        reason=row.reason
+        or (f"error: {row.error}" if row.error and row.state == "failed" else ""),
         case_number=number,
         comment_id=row.comment_id,
         matched_by=row.matched_by,
@@ -317,7 +350,9 @@ def _record_failure(
             return True
         row.attempts += 1
         row.error = f"{type(error).__name__}: {error}"
-        final = always_final or row.attempts >= runtime.settings.worker.max_process_attempts
+        final = (
+            always_final or row.attempts >= runtime.settings.worker.max_process_attempts
+        )
         if final:
             row.state = InboundState.FAILED.value
             row.reason = "error"

@@ -67,7 +67,11 @@ class GatewayHandler:
         try:
             inbound_id = await self._writer.store(mail)
         except Exception:
-            log.exception("storing a received mail failed peer=%s size=%d", _peer(session), len(raw))
+            log.exception(
+                "storing a received mail failed peer=%s size=%d",
+                _peer(session),
+                len(raw),
+            )
             return "451 4.3.0 Temporary failure storing the message, please retry"
         log.info(
             "mail stored inbound_id=%d peer=%s size=%d from=%s",
@@ -107,6 +111,10 @@ async def start_smtp_server(
             ident="case-mail-gateway",
         )
 
-    server = await loop.create_server(make_protocol, host=settings.smtp.host, port=settings.smtp.port)
-    log.info("SMTP listener started address=%s:%d", settings.smtp.host, settings.smtp.port)
+    server = await loop.create_server(
+        make_protocol, host=settings.smtp.host, port=settings.smtp.port
+    )
+    log.info(
+        "SMTP listener started address=%s:%d", settings.smtp.host, settings.smtp.port
+    )
     return server

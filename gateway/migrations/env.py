@@ -1,7 +1,7 @@
 """Alembic environment: runs migrations on the connection the gateway passes in."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool
 from sqlmodel import SQLModel
 
 import gateway.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -24,7 +24,7 @@ def run_migrations() -> None:
         _run(fresh)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

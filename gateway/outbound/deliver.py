@@ -115,7 +115,7 @@ def _validate_delivery(
             f"mail for relay {relay_name} has no recipients", permanent=True
         )
     for address in [sender, *recipients]:
-        if not _is_envelope_address(address):
+        if not is_envelope_address(address):
             raise DeliveryError(
                 f"address {address!r} cannot be used in the SMTP envelope: pass a "
                 "bare ASCII address without spaces, quotes or angle brackets",
@@ -163,7 +163,8 @@ def _reply_error(
     )
 
 
-def _is_envelope_address(address: str) -> bool:
+def is_envelope_address(address: str) -> bool:
+    """Return whether ``address`` can go into MAIL FROM or RCPT TO unchanged."""
     # aiosmtplib reparses the value with email.utils.parseaddr, which could
     # pick a different mailbox out of it than the one the caller meant.
     # NOTE: quoted local parts with spaces ("john doe"@example.com) and

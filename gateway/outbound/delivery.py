@@ -18,12 +18,13 @@ import random
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from gateway.db import session_scope
 from gateway.errors import DeliveryError
 from gateway.models import OutboundMessage, OutboundStatus, utcnow
 from gateway.outbound.deliver import deliver_message
+from gateway.outbound.outbox import compose_row
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -51,19 +52,23 @@ def claim(runtime: Runtime, outbound_id: int, now: datetime) -> bool:
 
 
 def deliver_outbound(runtime: Runtime, outbound_id: int) -> str:
-    """Send the outbox row ``outbound_id`` if it is due; return its status afterwards."""
+    """Send the outbox row ``outbound_id`` if it is due; return its status after."""
     if not runtime.settings.relay.host:
         return OutboundStatus.QUEUED.value
     now = utcnow()
     if not claim(runtime, outbound_id, now):
         return "skipped"
-    with Session(runtime.engine) as session:
-        row = session.get(OutboundMessage, outbound_id)
-        assert row is not None
-        raw, sender, recipients = row.raw, row.sender, [*row.to, *row.cc]
+    try:
+        raw, sender, recipients = _composed(runtime, outbound_id)
+    except ValueError as exc:
+        return _record_failure(
+            runtime, outbound_id, DeliveryError(str(exc), permanent=True)
+        )
     try:
         asyncio.run(
-            deliver_message(raw, sender=sender, recipients=recipients, relay=runtime.settings.relay)
+            deliver_message(
+                raw, sender=sender, recipients=recipients, relay=runtime.settings.relay
+            )
         )
     except DeliveryError as exc:
         return _record_failure(runtime, outbound_id, exc)
@@ -76,8 +81,24 @@ def deliver_outbound(runtime: Runtime, outbound_id: int) -> str:
         row.lease_until = None
         row.last_error = ""
         session.add(row)
-    log.info("mail sent outbound_id=%d kind=%s message_id=%s", outbound_id, row.kind, row.message_id)
+    log.info(
+        "mail sent outbound_id=%d kind=%s message_id=%s",
+        outbound_id,
+        row.kind,
+        row.message_id,
+    )
     return OutboundStatus.SENT.value
+
+
+def _composed(runtime: Runtime, outbound_id: int) -> tuple[bytes, str, list[str]]:
+    """Return the row's bytes and envelope, storing the bytes on first composition."""
+    with session_scope(runtime.engine) as session:
+        row = session.get(OutboundMessage, outbound_id)
+        assert row is not None
+        if row.raw is None:
+            row.raw = compose_row(row)
+            session.add(row)
+        return row.raw, row.sender, [*row.to, *row.cc]
 
 
 def _record_failure(runtime: Runtime, outbound_id: int, error: DeliveryError) -> str:
@@ -97,10 +118,13 @@ def _record_failure(runtime: Runtime, outbound_id: int, error: DeliveryError) ->
                 error,
             )
         else:
-            delay = retry_delay(row.attempts, relay.retry_base_seconds, relay.retry_max_seconds)
+            delay = retry_delay(
+                row.attempts, relay.retry_base_seconds, relay.retry_max_seconds
+            )
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)
             log.warning(
-                "delivery failed, retrying outbound_id=%d attempts=%d in_seconds=%.0f error=%s",
+                "delivery failed, retrying outbound_id=%d attempts=%d "
+                "in_seconds=%.0f error=%s",
                 outbound_id,
                 row.attempts,
                 delay,
@@ -111,6 +135,6 @@ def _record_failure(runtime: Runtime, outbound_id: int, error: DeliveryError) ->
 
 
 def retry_delay(attempts: int, base: float, maximum: float) -> float:
-    """Return the wait before the next try: doubling from ``base``, jittered by up to 25%."""
-    delay = min(maximum, base * 2 ** max(0, attempts - 1))
+    """Return the seconds before the next try: doubling from ``base``, minus 0-25%."""
+    delay: float = min(maximum, base * 2.0 ** max(0, attempts - 1))
     return delay * random.uniform(0.75, 1.0)

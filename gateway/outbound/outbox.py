@@ -1,7 +1,8 @@
 """The outbox: notifications written in the same transaction as their cause.
 
-A notification is rendered and composed in full when it is queued, so a
-retry sends the same bytes with the same Message-ID.
+A notification is rendered when it is queued. Its MIME bytes are composed
+at the first delivery attempt (composition costs more than the rest of
+queueing) and stored, so a retry sends the same bytes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from gateway.models import (
     ThreadSource,
 )
 from gateway.outbound.compose import compose_message, make_message_id
-from gateway.outbound.render import TemplateRenderer
+from gateway.outbound.deliver import is_envelope_address
+from gateway.outbound.render import RenderedMail, TemplateRenderer
 
 log = logging.getLogger(__name__)
 
@@ -55,39 +57,56 @@ def queue_notification(
     case = notification.case
     contact = session.get(Contact, case.contact_id) if case.contact_id else None
     to = [contact.email] if contact and contact.email else []
-    cc = [a for a in case.additional_recipients if a.lower() not in {t.lower() for t in to}]
+    cc = [
+        a
+        for a in case.additional_recipients
+        if a.lower() not in {t.lower() for t in to}
+    ]
+    undeliverable = [a for a in [*to, *cc] if not is_envelope_address(a)]
+    if undeliverable:
+        log.warning(
+            "notification recipients skipped: not deliverable "
+            "kind=%s case=%s addresses=%s",
+            notification.kind,
+            case.number,
+            undeliverable,
+        )
+        to = [a for a in to if a not in undeliverable]
+        cc = [a for a in cc if a not in undeliverable]
     if not to and cc:
         to, cc = cc[:1], cc[1:]
     if not to:
-        log.warning("notification skipped: no recipient kind=%s case=%s", notification.kind, case.number)
+        log.warning(
+            "notification skipped: no recipient kind=%s case=%s",
+            notification.kind,
+            case.number,
+        )
         return None
     assert case.id is not None
     history = _thread_ids(session, case.id)
-    rendered = renderer.render(notification.kind, _context(settings, notification, contact))
-    message_id = make_message_id(settings.desk.message_id_domain)
-    raw = compose_message(
-        sender_email=settings.sender_address,
-        sender_name=settings.desk.from_name,
-        to=to,
-        cc=cc,
-        rendered=rendered,
-        message_id=message_id,
-        in_reply_to=history[-1] if history else None,
-        references=history,
-        extra_headers={GATEWAY_HEADER: f"{notification.kind}; case={case.number}"},
+    rendered = renderer.render(
+        notification.kind, _context(settings, notification, contact)
     )
+    message_id = make_message_id(settings.desk.message_id_domain)
     row = OutboundMessage(
         case_id=case.id,
         kind=notification.kind,
         sender=settings.sender_address,
+        sender_name=settings.desk.from_name,
         to=to,
         cc=cc,
         subject=rendered.subject,
         message_id=message_id,
-        raw=raw,
+        in_reply_to=history[-1] if history else None,
+        references=history,
+        headers={GATEWAY_HEADER: f"{notification.kind}; case={case.number}"},
+        text_body=rendered.text,
+        html_body=rendered.html,
     )
     session.add(row)
-    session.add(ThreadMessage(message_id=message_id, case_id=case.id, source=ThreadSource.SENT))
+    session.add(
+        ThreadMessage(message_id=message_id, case_id=case.id, source=ThreadSource.SENT)
+    )
     session.flush()
     log.info(
         "notification queued kind=%s case=%s outbound_id=%s message_id=%s",
@@ -99,6 +118,24 @@ def queue_notification(
     return row
 
 
+def compose_row(row: OutboundMessage) -> bytes:
+    """Return the MIME bytes of an outbox row, composing them if not done yet."""
+    if row.raw is not None:
+        return row.raw
+    return compose_message(
+        sender_email=row.sender,
+        sender_name=row.sender_name,
+        to=list(row.to),
+        cc=list(row.cc),
+        rendered=RenderedMail(row.subject, row.text_body, row.html_body),
+        message_id=row.message_id,
+        in_reply_to=row.in_reply_to,
+        references=list(row.references),
+        extra_headers=dict(row.headers),
+        date=row.created_at,
+    )
+
+
 def _thread_ids(session: Session, case_id: int) -> list[str]:
     rows = session.exec(
         select(ThreadMessage.message_id)
@@ -108,7 +145,9 @@ def _thread_ids(session: Session, case_id: int) -> list[str]:
     return list(dict.fromkeys(rows))
 
 
-def _context(settings: Settings, notification: Notification, contact: Contact | None) -> dict[str, Any]:
+def _context(
+    settings: Settings, notification: Notification, contact: Contact | None
+) -> dict[str, Any]:
     case = notification.case
     context: dict[str, Any] = {
         "case": {
@@ -119,7 +158,9 @@ def _context(settings: Settings, notification: Notification, contact: Contact | 
             "priority": case.priority,
             "type": case.type,
             "customer_reference": case.customer_reference,
-            "opened_at": case.opened_at.astimezone(DISPLAY_ZONE).strftime("%d.%m.%Y %H:%M"),
+            "opened_at": case.opened_at.astimezone(DISPLAY_ZONE).strftime(
+                "%d.%m.%Y %H:%M"
+            ),
         },
         "contact_name": contact.name if contact else "",
         "case_url": f"{settings.desk.portal_url.rstrip('/')}/{case.number}",
