@@ -2,7 +2,7 @@
 
 1. SMTP acceptance: mails/s that 4 concurrent clients get acknowledged by
    ``gateway serve`` (stored durably, then 250) against a no-op aiosmtpd
-   handler that answers 250 at once, both in their own process.
+   handler that replies 250 at once, both in their own process.
 2. Processing: mails/s for parse, classify, route, store and outbox over
    1,000 stored mails, in one process and in two.
 

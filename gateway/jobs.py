@@ -37,10 +37,10 @@ QUEUE_NAME = "gateway"
 # a result, so the immediate send and the sweep do not both queue it.
 REQUEUE_AFTER = timedelta(seconds=30)
 SWEEP_BATCH = 500
-# Redis broker: forget a worker after 15 s without a heartbeat and check for
-# forgotten workers on 5% of commands, so the messages of a killed worker
-# are redelivered within seconds; dramatiq's defaults (60 s, 0.1%) can take
-# many minutes on a quiet desk.
+# Redis broker: a worker without a heartbeat for 15 s counts as dead, and 5%
+# of broker commands check for dead workers. The messages of a killed worker
+# are then redelivered within seconds, where dramatiq's defaults (60 s,
+# 0.1%) can take many minutes on a quiet desk.
 REDIS_HEARTBEAT_TIMEOUT_MS = 15_000
 REDIS_MAINTENANCE_CHANCE = 50_000
 PROCESS_RETRIES_MIN_BACKOFF_MS = 2_000
@@ -119,11 +119,11 @@ def enqueue_deliveries(outbound_ids: list[int]) -> None:
 def sweep(
     runtime: Runtime, *, everything: bool = False, now: datetime | None = None
 ) -> tuple[int, int]:
-    """Queue stored work that has no result yet; return (inbound, outbound) counts.
+    """Queue stored work that has no result yet; return the (inbound, outbound) counts.
 
-    ``everything`` queues all of it, as at startup, when the embedded
-    broker's memory is gone; otherwise only work queued longer ago than
-    REQUEUE_AFTER (or never) is queued again.
+    With ``everything`` all of it is queued, as at startup, because the
+    embedded broker's memory is gone then. Otherwise only work that was
+    queued more than REQUEUE_AFTER ago, or never, is queued again.
     """
     now = now or utcnow()
     cutoff = now if everything else now - REQUEUE_AFTER

@@ -76,7 +76,7 @@ class AuthorKind(enum.StrEnum):
 
 
 class InboundState(enum.StrEnum):
-    """Where an inbound message stands. Every stored message ends in a final one."""
+    """The processing state of an inbound message; each one ends in a final state."""
 
     RECEIVED = "received"
     PROCESSED = "processed"
@@ -102,7 +102,7 @@ class OutboundStatus(enum.StrEnum):
 
 
 class ThreadSource(enum.StrEnum):
-    """Why a Message-ID is known to belong to a case."""
+    """The origin of a Message-ID known to belong to a case."""
 
     SENT = "sent"
     RECEIVED = "received"
@@ -172,7 +172,7 @@ class Case(SQLModel, table=True):
 
 
 class Comment(SQLModel, table=True):
-    """One entry on a case: the first mail, a reply, a staff answer or a note."""
+    """One entry on a case: the first mail, a reply, a staff comment or a note."""
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -203,7 +203,7 @@ class Attachment(SQLModel, table=True):
 class InboundMessage(SQLModel, table=True):
     """A received mail, stored raw before it is acknowledged.
 
-    ``raw`` holds the bytes unless ``spool_path`` names a file in the spool.
+    ``raw`` contains the bytes unless ``spool_path`` names a file in the spool.
     ``dedup_key`` identifies the message across deliveries; ``first_key`` is
     set to it only on the first message that ended with that key, so the
     unique index makes a second copy a duplicate even under concurrency.
@@ -240,8 +240,8 @@ class InboundMessage(SQLModel, table=True):
 class OutboundMessage(SQLModel, table=True):
     """A mail in the outbox.
 
-    The content is rendered when the change that caused it commits; the
-    MIME bytes (``raw``) are composed from it at the first delivery attempt
+    The content is rendered in the transaction of the change that caused
+    it. The MIME bytes (``raw``) are composed at the first delivery attempt
     and kept, so every retry sends the same bytes.
     """
 

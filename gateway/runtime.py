@@ -1,4 +1,4 @@
-"""What every command and job needs: settings, the store engine, the templates."""
+"""The runtime of one process: settings, the store engine and the templates."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ class Runtime:
     """Settings plus the objects built from them, shared by one process.
 
     ``outbound_queued`` is called with the ids of outbox rows after the
-    transaction that queued them commits; the job layer sets it to hand
-    them to a delivery worker.
+    transaction that queued them commits. The job layer sets it so that
+    the rows go to a delivery worker.
     """
 
     settings: Settings

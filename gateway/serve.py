@@ -27,30 +27,36 @@ def _no_worker(_inbound_id: int) -> None:
 
 
 async def serve(runtime: Runtime) -> None:
-    """Run until SIGTERM or SIGINT, then stop accepting, finish the batch and exit."""
+    """Run until SIGTERM or SIGINT, then stop accepting, finish the batch and exit.
+
+    Raises ConfigError when the listener cannot bind its address.
+    """
     settings = runtime.settings
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     broker = configure(runtime)
-    worker: dramatiq.Worker | None = None
     in_process = settings.embedded and settings.worker.threads > 0
+    # With the embedded broker and no worker threads this process only stores
+    # mail (ingress); a later serve with a worker processes it.
+    handing_off = in_process or not settings.embedded
+    writer = GroupCommitWriter(
+        runtime.engine, settings.store.data_dir, settings.smtp.group_commit_max
+    )
+    handler = GatewayHandler(
+        settings, writer, enqueue_inbound if handing_off else _no_worker
+    )
+
+    # Bind first: a port in use must stop the process before any thread starts.
+    server = None
+    if settings.smtp.port:
+        server = await start_smtp_server(settings, handler)
+    writer.start()
+    worker = None
     if in_process:
         worker = dramatiq.Worker(
             broker, worker_threads=settings.worker.threads, queues={QUEUE_NAME}
         )
         worker.start()
-    # With the embedded broker and no worker this process only stores mail
-    # (ingress); a later serve with a worker processes it.
-    handing_off = in_process or not settings.embedded
-    writer = GroupCommitWriter(
-        runtime.engine, settings.store.data_dir, settings.smtp.group_commit_max
-    )
-    writer.start()
-    handler = GatewayHandler(
-        settings, writer, enqueue_inbound if handing_off else _no_worker
-    )
-    server = None
-    if settings.smtp.port:
-        server = await start_smtp_server(settings, handler)
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -66,6 +72,7 @@ async def serve(runtime: Runtime) -> None:
         await asyncio.to_thread(sweep, runtime, everything=True)
         sweeper = asyncio.create_task(_sweep_forever(runtime))
     await stop.wait()
+
     log.info("gateway stopping")
     if server is not None:
         server.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from tests.conftest import (
@@ -165,3 +166,13 @@ def test_extract_prints_new_text(gateway_env: GatewayEnv) -> None:
     )
     [line] = gateway_env.json_lines("extract", "--json", str(body))
     assert line == {"file": str(body), "text": "Passt jetzt."}
+
+
+def test_serve_port_in_use_names_address(gateway_env: GatewayEnv) -> None:
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", gateway_env.smtp_port))
+        taken.listen()
+        done = gateway_env.run("serve", check=False)
+    assert done.returncode == 78
+    assert f"cannot listen on 127.0.0.1:{gateway_env.smtp_port}".encode() in done.stderr

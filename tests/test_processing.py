@@ -146,7 +146,7 @@ def test_own_notification_coming_back_is_loop(runtime: Runtime) -> None:
     assert len(outbox(runtime)) == 1
 
 
-def test_foreign_mail_with_our_message_id_domain_is_loop(runtime: Runtime) -> None:
+def test_own_domain_message_id_is_loop(runtime: Runtime) -> None:
     outcome = ingest(runtime, build_mail(message_id=f"<abc@{MESSAGE_ID_DOMAIN}>"))
     assert outcome.reason == "loop"
 

@@ -40,8 +40,9 @@ from gateway.threading.route import NEW, find_case
 log = logging.getLogger(__name__)
 
 NO_SUBJECT = "(no subject)"
-# A concurrent worker may commit the same message first; the unique key on
-# the first copy then fails this transaction once, and the retry sees it.
+# A concurrent worker may commit the same message first. The unique key on
+# the first copy then fails this transaction once, and the retry finds the
+# duplicate.
 MAX_TRANSACTION_TRIES = 3
 
 
@@ -73,8 +74,8 @@ def process_inbound(
 
     An unexpected error is recorded on the row. With ``retry`` it is
     re-raised while attempts remain (``[worker] max_process_attempts``), so
-    the job runs again; the last attempt, or any attempt without ``retry``,
-    marks the row ``failed`` and returns that outcome.
+    that the job runs again. The last attempt, or any attempt without
+    ``retry``, marks the row ``failed`` and returns that outcome.
     """
     try:
         return _process(runtime, inbound_id)
@@ -299,7 +300,7 @@ def _finish(
 
 
 def envelope_sender(row: InboundMessage, parsed: ParsedMessage) -> str | None:
-    """Return the envelope sender (reverse path) if the transport told it."""
+    """Return the envelope sender (reverse path) if the transport recorded one."""
     mail_from = row.envelope.get("mail_from")
     if isinstance(mail_from, str):
         return mail_from

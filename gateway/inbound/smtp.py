@@ -18,6 +18,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.inbound.spool import GroupCommitWriter, IncomingMail
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,10 @@ def _peer(session: Session) -> str:
 async def start_smtp_server(
     settings: Settings, handler: GatewayHandler
 ) -> asyncio.base_events.Server:
-    """Listen on ``[smtp] host:port`` on the running loop and return the server."""
+    """Listen on ``[smtp] host:port`` on the running loop and return the server.
+
+    Raises ConfigError when the address cannot be bound.
+    """
     loop = asyncio.get_running_loop()
     limit = settings.smtp.max_message_size
 
@@ -111,9 +115,15 @@ async def start_smtp_server(
             ident="case-mail-gateway",
         )
 
-    server = await loop.create_server(
-        make_protocol, host=settings.smtp.host, port=settings.smtp.port
-    )
+    try:
+        server = await loop.create_server(
+            make_protocol, host=settings.smtp.host, port=settings.smtp.port
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {settings.smtp.host}:{settings.smtp.port}: "
+            f"{exc.strerror}; change [smtp] host or port, or stop the other listener"
+        ) from exc
     log.info(
         "SMTP listener started address=%s:%d", settings.smtp.host, settings.smtp.port
     )

@@ -1,9 +1,9 @@
 """Durable storage of received mail, before it is acknowledged.
 
-A mail up to ``INLINE_LIMIT`` bytes is stored in its inbound row; a larger
-one goes to a file under ``<data_dir>/spool`` that is fsync'd (with its
-folder) before the row that names it commits. Either way the commit is the
-point after which the mail may be acknowledged.
+A mail of up to ``INLINE_LIMIT`` bytes is stored in its inbound row. A
+larger one goes to a file under ``<data_dir>/spool``, which is fsync'd
+(with its folder) before the row that names it commits. Either way, the
+mail may be acknowledged once that commit returns.
 
 The SMTP listener stores through :class:`GroupCommitWriter`, which writes
 the mails of concurrent sessions in one transaction, so one fsync covers

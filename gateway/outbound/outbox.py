@@ -35,7 +35,7 @@ DISPLAY_ZONE = ZoneInfo("Europe/Berlin")
 
 @dataclass(frozen=True)
 class Notification:
-    """What to tell whom about a case."""
+    """A notification to queue: its kind, the case and the comment it reports."""
 
     kind: str
     case: Case
@@ -50,7 +50,7 @@ def queue_notification(
 ) -> OutboundMessage | None:
     """Render a notification to the case's contact and additional recipients.
 
-    Returns the outbox row, or None when the case has nobody to write to.
+    Returns the outbox row, or None when the case has no deliverable recipient.
     The row's Message-ID is recorded as a thread message of the case, so a
     reply to it matches by References.
     """
