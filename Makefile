@@ -33,7 +33,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy gateway
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --postgres "$${GATEWAY_BENCH_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}"
 
 conformance: $(VENV)/.installed
 	$(BIN)/python ../shared/conformance/score.py --gateway $(BIN)/gateway ../shared/cases ../shared/corpus

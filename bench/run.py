@@ -12,6 +12,7 @@ Run with ``make bench``; results go to stdout and bench/results/latest.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
@@ -223,6 +226,95 @@ def bench_processing(
         }
 
 
+def parsing_samples() -> list[bytes]:
+    """Return mails of the usual shapes: plain, text and HTML, HTML only, attachment."""
+    samples = []
+    for index in range(50):
+        plain = EmailMessage()
+        plain["From"] = (
+            f"=?utf-8?q?J=C3=BCrgen_M=C3=BCller_{index}?= <j{index}@kunde.example>"
+        )
+        plain["To"] = SUPPORT
+        plain["Subject"] = (
+            f"Re: [Case 0000{index:04d}] Fehler beim Buchen ref_x_y{index}:ref"
+        )
+        plain["Message-ID"] = f"<p{index}@kunde.example>"
+        plain["Date"] = "Thu, 03 Dec 2026 10:15:00 +0100"
+        reply = "Danke, das hat geholfen.\n\nGrüße\nJürgen\n\n"
+        quote = "".join(f"> Zeile {n} der vorigen Nachricht\n" for n in range(40))
+        plain.set_content(f"{reply}Am 03.12.2026 um 10:15 schrieb Support:\n{quote}")
+        samples.append(plain.as_bytes(policy=SMTP_POLICY))
+        alternative = EmailMessage()
+        for name in ("From", "To", "Subject", "Date"):
+            alternative[name] = plain[name]
+        alternative["Message-ID"] = f"<a{index}@kunde.example>"
+        alternative.set_content(reply + quote)
+        alternative.add_alternative(
+            "<div>Danke, das hat geholfen.</div><div class=gmail_quote><blockquote>"
+            + "<p>alter Text</p>" * 40
+            + "</blockquote></div>",
+            subtype="html",
+        )
+        samples.append(alternative.as_bytes(policy=SMTP_POLICY))
+        attached = EmailMessage()
+        for name in ("From", "To", "Subject", "Date"):
+            attached[name] = plain[name]
+        attached["Message-ID"] = f"<f{index}@kunde.example>"
+        attached.set_content("Anbei das Protokoll.\n")
+        attached.add_attachment(
+            b"log line\n" * 300,
+            maintype="text",
+            subtype="plain",
+            filename="protokoll.txt",
+        )
+        samples.append(attached.as_bytes(policy=SMTP_POLICY))
+    return samples
+
+
+def bench_parsing(seconds: float) -> dict[str, float]:
+    """Return messages/s for the bare standard parse and for parse plus extraction."""
+    import email
+    import email.policy
+
+    from gateway.inbound.extract import extract_reply
+    from gateway.inbound.parse import parse_message
+
+    samples = parsing_samples()
+
+    def rate(function: object) -> float:
+        done = 0
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for raw in samples:
+                function(raw)  # type: ignore[operator]
+            done += len(samples)
+        return done / seconds
+
+    bare = rate(lambda raw: email.message_from_bytes(raw, policy=email.policy.default))
+    ours = rate(lambda raw: extract_reply(parse_message(raw)))
+    return {
+        "bare_policy_default_per_s": bare,
+        "parse_and_extract_per_s": ours,
+        "cost_ratio": bare / ours,
+    }
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """Create an empty database on the server of ``server_url``; drop it afterwards."""
+    import psycopg
+
+    admin = server_url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"gateway_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -235,7 +327,10 @@ def main() -> int:
         "--mails", type=int, default=1000, help="Mails in the processing run."
     )
     parser.add_argument(
-        "--postgres", default="", help="Also run processing on this PostgreSQL URL."
+        "--postgres",
+        default="",
+        help="Also run processing on PostgreSQL: the URL of any database on the "
+        "server; the run creates and drops a scratch database of its own.",
     )
     args = parser.parse_args()
     report: dict[str, object] = {
@@ -245,6 +340,8 @@ def main() -> int:
             "platform": platform.platform(),
         }
     }
+    report["parsing"] = bench_parsing(args.seconds)
+    print(json.dumps(report["parsing"], indent=1), flush=True)
     report["acceptance"] = bench_acceptance(args.seconds)
     print(json.dumps(report["acceptance"], indent=1), flush=True)
     processing = {

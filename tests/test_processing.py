@@ -114,7 +114,7 @@ def test_delivery_report_is_ignored_as_bounce(runtime: Runtime) -> None:
     [
         {"Auto-Submitted": "auto-replied"},
         {"X-Autoreply": "yes"},
-        {"Precedence": "bulk"},
+        {"Precedence": "auto_reply"},
     ],
 )
 def test_automatic_reply_is_ignored(runtime: Runtime, headers: dict[str, str]) -> None:
@@ -122,6 +122,43 @@ def test_automatic_reply_is_ignored(runtime: Runtime, headers: dict[str, str]) -
     assert outcome.state == "ignored"
     assert outcome.reason == "auto_reply"
     assert outbox(runtime) == []
+
+
+def test_bulk_mail_is_held_unmatched(runtime: Runtime) -> None:
+    outcome = ingest(runtime, build_mail(extra_headers={"Precedence": "list"}))
+    assert outcome.state == "unmatched"
+    assert outcome.reason == "bulk"
+    assert outcome.case_number is None
+    assert outbox(runtime) == []
+
+
+def test_null_sender_out_of_office_is_auto_reply(runtime: Runtime) -> None:
+    outcome = ingest(
+        runtime, build_mail(subject="Automatic reply: Drucker"), mail_from=""
+    )
+    assert outcome.reason == "auto_reply"
+
+
+def test_postmaster_person_mail_opens_case(runtime: Runtime) -> None:
+    outcome = ingest(runtime, build_mail(sender="Lena <postmaster@kunde.example.org>"))
+    assert outcome.state == "processed"
+
+
+def test_read_receipt_is_auto_reply(runtime: Runtime) -> None:
+    receipt = (
+        b"From: Erika <erika@kunde.example.org>\r\n"
+        b"To: " + SUPPORT.encode() + b"\r\n"
+        b"Subject: Gelesen: Drucker\r\n"
+        b"Message-ID: <mdn-1@kunde.example.org>\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/report;\r\n"
+        b' report-type=disposition-notification; boundary="M"\r\n\r\n'
+        b"--M\r\nContent-Type: text/plain\r\n\r\nIhre Nachricht wurde gelesen.\r\n"
+        b"--M\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        b"Disposition: manual-action/MDN-sent-manually; displayed\r\n"
+        b"--M--\r\n"
+    )
+    assert ingest(runtime, receipt).reason == "auto_reply"
 
 
 def test_out_of_office_subject_is_ignored(runtime: Runtime) -> None:

@@ -13,24 +13,37 @@ from dataclasses import dataclass
 from gateway.inbound.parse import ParsedMessage
 
 GATEWAY_HEADER = "X-Case-Gateway"
-DAEMON_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster", "mail-daemon"})
-BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
-OUT_OF_OFFICE_SUBJECT = re.compile(
-    r"^\s*(abwesenheitsnotiz|automatische antwort|out of (the )?office|"
-    r"automatic reply|auto(matic)?[- ]?reply|autoreply)\b",
+# Precedence values of list and bulk mail (RFC 3834 section 2: do not
+# answer them automatically). Such mail may still be a person's, so it is
+# held for an admin rather than dropped.
+BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+AUTOMATIC_SUBJECT = re.compile(
+    r"^\s*(abwesenheitsnotiz|abwesenheit|automatische antwort|out of (the )?office|"
+    r"automatic reply|auto(matic)?[- ]?(reply|response)|autoreply|away until|"
+    r"\[auto[- ]generated\])",
+    re.IGNORECASE,
+)
+DELIVERY_FAILURE_SUBJECT = re.compile(
+    r"(undeliver|undelivered|delivery (status|failure|failed|problem)|returned mail|"
+    r"mail delivery|failure notice|nicht zustellbar|unzustellbar)",
     re.IGNORECASE,
 )
 
 
 @dataclass(frozen=True)
 class Classification:
-    """Why a message is ignored; ``reason`` is empty for mail written by a person."""
+    """Why a message is not handled as a person's mail; empty ``reason`` if it is.
+
+    ``state`` is the inbound state it ends in: ``ignored`` for machine mail,
+    ``unmatched`` for mail held for an admin.
+    """
 
     reason: str = ""
     detail: str = ""
+    state: str = "ignored"
 
     @property
-    def ignored(self) -> bool:
+    def handled_as_machine_mail(self) -> bool:
         return bool(self.reason)
 
 
@@ -45,7 +58,7 @@ def classify(
     support_addresses: list[str],
 ) -> Classification:
     """Return why ``message`` must not be handled as a person's mail, if it must not."""
-    bounce = _bounce_reason(message, envelope_sender)
+    bounce = _bounce_reason(message)
     if bounce:
         return Classification("bounce", bounce)
     loop = _loop_reason(message, own_message_id_domain, support_addresses)
@@ -54,19 +67,36 @@ def classify(
     automatic = _auto_reply_reason(message)
     if automatic:
         return Classification("auto_reply", automatic)
+    precedence = (message.header("Precedence") or "").strip().lower()
+    if precedence in BULK_PRECEDENCE:
+        return Classification("bulk", f"Precedence: {precedence}", state="unmatched")
+    # RFC 3834 asks automatic responders to send with a null reverse path,
+    # so a null path without the signs of an auto-reply is a bounce.
+    if envelope_sender is not None and envelope_sender.strip() in ("", "<>"):
+        return Classification("bounce", "null reverse path")
     return PERSON
 
 
-def _bounce_reason(message: ParsedMessage, envelope_sender: str | None) -> str:
-    report_type = (message.header("Content-Type") or "").lower()
-    if message.content_type == "multipart/report" and "delivery-status" in report_type:
+def _bounce_reason(message: ParsedMessage) -> str:
+    report_type = _report_type(message)
+    if report_type == "delivery-status":
         return "multipart/report delivery-status"
     sender = message.sender.email.lower() if message.sender else ""
-    if sender.partition("@")[0] in DAEMON_LOCAL_PARTS:
+    local_part = sender.partition("@")[0]
+    if local_part in ("mailer-daemon", "mail-daemon"):
         return f"sender {sender}"
-    if envelope_sender is not None and envelope_sender.strip() in ("", "<>"):
-        return "null reverse path"
+    # A postmaster also writes ordinary mail, so the subject must agree.
+    if local_part == "postmaster" and DELIVERY_FAILURE_SUBJECT.search(message.subject):
+        return f"sender {sender} with a delivery failure subject"
     return ""
+
+
+def _report_type(message: ParsedMessage) -> str:
+    if message.content_type != "multipart/report":
+        return ""
+    content_type = (message.header("Content-Type") or "").lower()
+    match = re.search(r"report-type\s*=\s*\"?([a-z0-9-]+)", content_type)
+    return match.group(1) if match else ""
 
 
 def _loop_reason(
@@ -91,9 +121,10 @@ def _auto_reply_reason(message: ParsedMessage) -> str:
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
         if message.header(name) is not None:
             return f"{name} header present"
-    precedence = (message.header("Precedence") or "").strip().lower()
-    if precedence in BULK_PRECEDENCE:
-        return f"Precedence: {precedence}"
-    if OUT_OF_OFFICE_SUBJECT.search(message.subject):
-        return "out-of-office subject"
+    if (message.header("Precedence") or "").strip().lower() == "auto_reply":
+        return "Precedence: auto_reply"
+    if _report_type(message) == "disposition-notification":
+        return "read receipt (disposition notification)"
+    if AUTOMATIC_SUBJECT.search(message.subject):
+        return "automatic reply subject"
     return ""

@@ -132,18 +132,21 @@ def dedup_key_of(message: ParsedMessage, raw: bytes) -> str:
     """Return the key that is equal for two deliveries of the same message.
 
     Trace headers differ between deliveries (Received, Delivered-To, IMAP
-    flags), so the key covers the Message-ID and the body bytes only.
+    flags), so the key covers the Message-ID, the headers that the author's
+    client sets (From, Date, Subject, Content-Type) and the body bytes.
     """
     _headers, _sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    digest = hashlib.sha256()
-    digest.update((message.message_id or "").encode("utf-8", "replace"))
+    sender = message.sender.email if message.sender else ""
+    date = message.date.isoformat() if message.date else ""
+    fields = [
+        message.message_id or "",
+        sender,
+        date,
+        message.subject,
+        message.content_type,
+    ]
+    digest = hashlib.sha256("\0".join(fields).encode("utf-8", "replace"))
     digest.update(b"\0")
-    if not message.message_id:
-        sender = message.sender.email if message.sender else ""
-        date = message.date.isoformat() if message.date else ""
-        digest.update(
-            f"{sender}\0{date}\0{message.subject}\0".encode("utf-8", "replace")
-        )
     digest.update(body)
     return digest.hexdigest()
 
@@ -182,8 +185,8 @@ def _apply(
         own_message_id_domain=settings.desk.message_id_domain,
         support_addresses=settings.desk.support_addresses,
     )
-    if classification.ignored:
-        outcome.state = InboundState.IGNORED.value
+    if classification.handled_as_machine_mail:
+        outcome.state = classification.state
         outcome.reason = classification.reason
         row.error = classification.detail
         return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
