@@ -6,30 +6,47 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import dramatiq.errors
 import typer
+from redis.exceptions import RedisError
 from sqlmodel import Session, col, select
 
 from gateway.cases import NewComment, add_comment, get_case
-from gateway.db import session_scope
-from gateway.errors import ConfigError, GatewayError, SpoolWriteFailed, StoreError
+from gateway.db import read_only, session_scope
+from gateway.errors import (
+    ConfigError,
+    GatewayError,
+    InvalidInput,
+    SpoolWriteFailed,
+    StoreError,
+)
 from gateway.importer import import_cases, read_import_file
 from gateway.inbound.extract import extract_new_text, extract_new_text_from_html
 from gateway.inbound.parse import Address
 from gateway.inbound.process import Outcome, process_inbound
 from gateway.inbound.spool import IncomingMail, store_mails
 from gateway.logs import setup_logging
-from gateway.models import AuthorKind, Case, InboundState, OutboundMessage
+from gateway.models import (
+    CASE_NUMBER_DIGITS,
+    AuthorKind,
+    Case,
+    InboundMessage,
+    InboundState,
+    OutboundMessage,
+)
 from gateway.outbound.outbox import Notification, queue_notification
 from gateway.runtime import Runtime, load_runtime
-from gateway.views import case_view, outbound_view, outcome_view
+from gateway.views import case_view, inbound_view, outbound_view, outcome_view
 
 log = logging.getLogger(__name__)
 
 # sysexits.h codes that MTAs understand: Postfix retries a pipe delivery that
 # exits with EX_TEMPFAIL and bounces on the others.
+EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
@@ -62,6 +79,9 @@ def main() -> None:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(EX_CONFIG)
+    except InvalidInput as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(EX_DATAERR)
     except GatewayError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(EX_SOFTWARE)
@@ -136,7 +156,8 @@ def ingest(
 ) -> None:
     """Store mails, then process them; exit 0 only once every mail is stored.
 
-    Exit 75 (temporary failure) when storing failed, so an MTA retries.
+    Exit 75 (temporary failure) when storing failed, so an MTA retries, and
+    66 when an input could not be read or was empty.
     """
     runtime = _runtime(config)
     mails, unreadable = _read_mails(
@@ -158,7 +179,7 @@ def ingest(
         enqueue = enqueue_inbound
     for (name, _mail), inbound_id in zip(mails, ids, strict=True):
         if enqueue is not None:
-            enqueue(inbound_id)
+            _hand_to_broker(enqueue, inbound_id)
             outcome = Outcome(inbound_id, InboundState.RECEIVED.value)
         else:
             outcome = process_inbound(runtime, inbound_id)
@@ -168,6 +189,18 @@ def ingest(
             typer.echo(_describe_outcome(name, outcome))
     if unreadable:
         sys.exit(EX_NOINPUT)
+
+
+def _hand_to_broker(enqueue: Callable[[int], None], inbound_id: int) -> None:
+    """Queue a stored mail; if the broker is down, leave it to the sweep of serve."""
+    try:
+        enqueue(inbound_id)
+    except (OSError, RedisError, dramatiq.errors.BrokerError) as exc:
+        typer.echo(
+            f"warning: mail {inbound_id} is stored, but queueing it failed ({exc}); "
+            "the sweep of gateway serve queues it later",
+            err=True,
+        )
 
 
 def _read_mails(
@@ -184,6 +217,10 @@ def _read_mails(
             raw = sys.stdin.buffer.read() if name == "-" else path.read_bytes()
         except OSError as exc:
             typer.echo(f"error: cannot read {name}: {exc.strerror}", err=True)
+            unreadable.append(name)
+            continue
+        if not raw.strip():
+            typer.echo(f"error: {name} is empty; nothing was stored", err=True)
             unreadable.append(name)
             continue
         mails.append(
@@ -277,6 +314,47 @@ def outbox(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
 
 @app.command()
+def inbound(
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this state: received, processed, ignored, unmatched, failed."
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="Show at most this many, newest first.")
+    ] = 100,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """List received mail with its state and reason, newest first."""
+    states = [s.value for s in InboundState]
+    if state is not None and state not in states:
+        raise InvalidInput(
+            f"--state {state!r} is invalid; use one of {', '.join(states)}"
+        )
+    runtime = _runtime(config)
+    with Session(read_only(runtime.engine)) as session:
+        query = (
+            select(InboundMessage).order_by(col(InboundMessage.id).desc()).limit(limit)
+        )
+        if state is not None:
+            query = query.where(InboundMessage.state == state)
+        rows = session.exec(query).all()
+        case_ids = {row.case_id for row in rows if row.case_id is not None}
+        numbers = {case_id: f"{case_id:0{CASE_NUMBER_DIGITS}d}" for case_id in case_ids}
+        views = [inbound_view(row, numbers.get(row.case_id or 0)) for row in rows]
+    if as_json:
+        _print_json(views)
+        return
+    for view in views:
+        typer.echo(
+            f"{view['id']:>6}  {view['state']:<9} {view['reason'] or '-':<12} "
+            f"case={view['case'] or '-'}  {view['from']}  {view['subject']}"
+        )
+
+
+@app.command()
 def comment(
     number: Annotated[str, typer.Argument(help="Case number.")],
     author: Annotated[str, typer.Option(help="The staff member's mail address.")],
@@ -289,11 +367,19 @@ def comment(
 ) -> None:
     """Add a staff comment to a case and notify the customer."""
     if (text is None) == (file is None):
-        raise typer.BadParameter("give exactly one of --text and --file")
+        raise InvalidInput("give exactly one of --text and --file")
     body = text if text is not None else _read_text(file)
+    if not body.strip():
+        raise InvalidInput("the comment text is empty")
     if "@" not in author:
-        raise typer.BadParameter(f"--author {author!r} is not a mail address")
+        raise InvalidInput(f"--author {author!r} is not a mail address")
     runtime = _runtime(config)
+    if not runtime.settings.is_staff_address(author):
+        domains = ", ".join(runtime.settings.desk.staff_domains) or "none configured"
+        raise InvalidInput(
+            f"--author {author} is not in [desk] staff_domains ({domains}); "
+            "use a staff address or add its domain there"
+        )
     _deliver_inline(runtime)
     queued: list[int] = []
     with session_scope(runtime.engine) as session:
@@ -326,12 +412,14 @@ def _read_text(path: Path | None) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc}") from exc
+        raise InvalidInput(f"cannot read --file {path}: {exc}") from exc
 
 
 @app.command()
 def extract(
-    files: Annotated[list[Path], typer.Argument(help="Body files (no headers).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Body files (no headers); '-' is stdin.")
+    ],
     html: Annotated[
         bool, typer.Option("--html", help="The files are HTML bodies.")
     ] = False,
@@ -343,7 +431,8 @@ def extract(
     failed = False
     for path in files:
         try:
-            body = decode_body_file(path.read_bytes())
+            data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+            body = decode_body_file(data)
         except OSError as exc:
             typer.echo(f"error: cannot read {path}: {exc.strerror}", err=True)
             failed = True

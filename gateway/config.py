@@ -9,7 +9,9 @@ taken relative to the folder of the config file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from gateway.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = "config.toml"
 CONFIG_ENV_VAR = "GATEWAY_CONFIG"
@@ -118,8 +122,12 @@ SECTIONS = {
 }
 
 
-def default_config_path() -> Path:
-    return Path(os.environ.get(CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE))
+def default_config_path(environ: dict[str, str] | None = None) -> tuple[Path, bool]:
+    """Return the config path and whether it was named (by GATEWAY_CONFIG)."""
+    named = (os.environ if environ is None else environ).get(CONFIG_ENV_VAR, "")
+    if named.strip():
+        return Path(named), True
+    return Path(DEFAULT_CONFIG_FILE), False
 
 
 def load_settings(
@@ -127,12 +135,13 @@ def load_settings(
 ) -> Settings:
     """Load ``path`` (or the default file), apply environment overrides, validate.
 
-    A missing file at the default location gives the built-in defaults; a
-    missing file that was named explicitly raises ConfigError.
+    A file named by ``path`` or GATEWAY_CONFIG must exist. A missing
+    ``./config.toml`` gives the built-in defaults, with a warning.
     """
     environ = dict(os.environ if environ is None else environ)
     explicit = path is not None
-    path = path or default_config_path()
+    if path is None:
+        path, explicit = default_config_path(environ)
     data: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -140,7 +149,17 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     elif explicit:
-        raise ConfigError(f"config file {path} not found; pass an existing --config")
+        raise ConfigError(
+            f"config file {path} not found; pass an existing --config or "
+            f"{CONFIG_ENV_VAR}"
+        )
+    else:
+        log.warning(
+            "config file %s not found in %s; using the built-in defaults",
+            path,
+            Path.cwd(),
+        )
+    _check_environment_names(environ)
     base = path.resolve().parent
     settings = Settings(config_path=path.resolve() if path.is_file() else None)
     unknown_sections = set(data) - set(SECTIONS) - {"templates_dir"}
@@ -157,8 +176,42 @@ def load_settings(
     if templates:
         settings.templates_dir = Path(templates)
     _resolve_paths(settings, base)
-    _validate(settings)
+    try:
+        _validate(settings)
+    except ConfigError as exc:
+        raise ConfigError(_name_environment_source(str(exc), environ)) from exc
     return settings
+
+
+def _name_environment_source(message: str, environ: dict[str, str]) -> str:
+    """Add the variable's name to a message about a key that the environment set."""
+    match = re.match(r"\[(\w+)\] (\w+)", message)
+    if match:
+        env_name = f"GATEWAY_{match.group(1).upper()}_{match.group(2).upper()}"
+        if env_name in environ:
+            return f"{message} (set by the environment variable {env_name})"
+    return message
+
+
+def _check_environment_names(environ: dict[str, str]) -> None:
+    """Raise ConfigError for a GATEWAY_<SECTION>_<KEY> variable that names no key."""
+    for name in environ:
+        for section, cls in SECTIONS.items():
+            prefix = f"GATEWAY_{section.upper()}_"
+            if not name.startswith(prefix):
+                continue
+            key = name[len(prefix) :].lower()
+            known = [f.name for f in dataclasses.fields(cls)]
+            if key not in known:
+                raise ConfigError(
+                    f"environment variable {name} names no setting: [{section}] has "
+                    f"no key {key!r}{_suggestion(key, known)}"
+                )
+
+
+def _suggestion(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _build_section(
@@ -166,10 +219,10 @@ def _build_section(
 ) -> Any:
     hints = get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
+    unknown = sorted(set(values) - known)
     if unknown:
-        keys = ", ".join(sorted(unknown))
-        raise ConfigError(f"unknown key(s) in [{name}]: {keys}")
+        hint = _suggestion(unknown[0], sorted(known))
+        raise ConfigError(f"unknown key {unknown[0]!r} in [{name}]{hint}")
     converted: dict[str, Any] = {}
     for key in known:
         env_name = f"GATEWAY_{name.upper()}_{key.upper()}"
@@ -188,7 +241,7 @@ def _from_env(env_name: str, raw: str, hint: Any) -> Any:
                 return True
             if lowered in ("0", "false", "no", "off", ""):
                 return False
-            raise ValueError(raw)
+            raise ValueError("use true or false (also 1/0, yes/no, on/off)")
         if hint is int:
             return int(raw)
         if hint is float:
@@ -205,9 +258,9 @@ def _from_env(env_name: str, raw: str, hint: Any) -> Any:
             return [item.strip() for item in text.split(",") if item.strip()]
         return raw
     except ValueError as exc:
+        expected = "true or false" if hint is bool else getattr(hint, "__name__", hint)
         raise ConfigError(
-            f"environment variable {env_name}={raw!r} is invalid: "
-            f"expected {getattr(hint, '__name__', hint)}"
+            f"environment variable {env_name}={raw!r} is invalid: expected {expected}"
         ) from exc
 
 
@@ -272,6 +325,11 @@ def _validate(settings: Settings) -> None:
         )
     if settings.relay.host and not 0 < settings.relay.port <= 65535:
         raise ConfigError(f"[relay] port {settings.relay.port} is outside 1..65535")
+    if settings.relay.tls and settings.relay.starttls:
+        raise ConfigError(
+            "[relay] tls and starttls are both true: use tls for port 465 or "
+            "starttls for port 587, not both"
+        )
     if settings.relay.max_attempts < 1:
         raise ConfigError("[relay] max_attempts must be at least 1")
     url = settings.broker.url

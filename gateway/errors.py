@@ -4,7 +4,8 @@ GatewayError
  +-- ConfigError            a setting is missing or invalid; names the key
  +-- StoreError             the store could not be written or read
  |    +-- SpoolWriteFailed  a mail's raw bytes were not stored; do not acknowledge
- +-- CaseNotFound           no case has the given number
+ +-- InvalidInput           a command's input is invalid; names the value
+ |    +-- CaseNotFound      no case has the given number
  +-- DeliveryError          the relay did not take an outbound mail
 """
 
@@ -25,7 +26,11 @@ class SpoolWriteFailed(StoreError):
     """Storing a mail's raw bytes failed; the mail must not be acknowledged."""
 
 
-class CaseNotFound(GatewayError):
+class InvalidInput(GatewayError):
+    """A command's input (a number, a file, an option) is invalid or names nothing."""
+
+
+class CaseNotFound(InvalidInput):
     """No case has the given number."""
 
     def __init__(self, case_number: str) -> None:

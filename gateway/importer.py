@@ -16,21 +16,25 @@ from sqlmodel import Session, select
 
 from gateway.cases import create_case, find_or_create_contact
 from gateway.config import Settings
-from gateway.errors import GatewayError
+from gateway.errors import InvalidInput
 from gateway.inbound.parse import Address, normalize_message_id
 from gateway.models import Case, CaseStatus, ThreadMessage, ThreadSource
 from gateway.threading.tokens import is_token
 
 
-class ImportFileInvalid(GatewayError):
+class ImportFileInvalid(InvalidInput):
     """The import file does not have the documented shape; the message says where."""
 
 
 def read_import_file(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ImportFileInvalid(f"cannot read import file {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFileInvalid(f"import file {path} is not valid JSON: {exc}") from exc
     cases = data.get("cases") if isinstance(data, dict) else None
     if not isinstance(cases, list):
         raise ImportFileInvalid(f'{path}: expected an object with a "cases" list')

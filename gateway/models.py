@@ -217,6 +217,8 @@ class InboundMessage(SQLModel, table=True):
     size: int = 0
     sha256: str = ""
     message_id: str | None = Field(default=None, index=True)
+    sender: str = ""
+    subject: str = ""
     dedup_key: str | None = Field(default=None, index=True)
     first_key: str | None = Field(default=None, unique=True)
     source: str = "smtp"

@@ -16,7 +16,15 @@ from gateway.attachments import attachment_path
 from gateway.config import Settings
 from gateway.inbound.parse import Address, ParsedMessage
 from gateway.inbound.process import Outcome
-from gateway.models import Account, Attachment, Case, Comment, Contact, OutboundMessage
+from gateway.models import (
+    Account,
+    Attachment,
+    Case,
+    Comment,
+    Contact,
+    InboundMessage,
+    OutboundMessage,
+)
 
 DISPLAY_ZONE = ZoneInfo("Europe/Berlin")
 
@@ -120,7 +128,29 @@ def outbound_view(row: OutboundMessage, case_number: str | None) -> dict[str, An
         "last_error": row.last_error,
         "created_at": timestamp(row.created_at),
         "sent_at": timestamp(row.sent_at),
-        "next_attempt_at": timestamp(row.next_attempt_at),
+        "next_attempt_at": (
+            timestamp(row.next_attempt_at) if row.status == "queued" else None
+        ),
+    }
+
+
+def inbound_view(row: InboundMessage, case_number: str | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "state": row.state,
+        "reason": row.reason,
+        "error": row.error,
+        "source": row.source,
+        "received_at": timestamp(row.received_at),
+        "processed_at": timestamp(row.processed_at),
+        "message_id": row.message_id,
+        "from": row.sender,
+        "subject": row.subject,
+        "size": row.size,
+        "case": case_number,
+        "matched_by": row.matched_by,
+        "duplicate_of": row.duplicate_of_id,
+        "attempts": row.attempts,
     }
 
 

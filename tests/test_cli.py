@@ -6,12 +6,18 @@ import json
 import socket
 from pathlib import Path
 
+from sqlmodel import Session, select
+
+from gateway.config import load_settings
+from gateway.db import make_engine
+from gateway.models import OutboundMessage
 from tests.conftest import (
     MESSAGE_ID_DOMAIN,
     ORG_ID,
     STAFF_DOMAIN,
     GatewayEnv,
     build_mail,
+    make_env,
 )
 
 TOKEN = f"ref_{ORG_ID}_Imp0rtCase1:ref"
@@ -72,8 +78,6 @@ def test_ingest_unreadable_file_exits_66(gateway_env: GatewayEnv) -> None:
 
 
 def test_ingest_storage_failure_exits_75(tmp_path: Path) -> None:
-    from tests.conftest import make_env
-
     env = make_env(tmp_path / "gw", store_url="sqlite:////proc/no-such-dir/gateway.db")
     done = env.run("ingest", "--wait", stdin=build_mail(), check=False)
     assert done.returncode == 75
@@ -145,9 +149,71 @@ def test_comment_command_queues_update(gateway_env: GatewayEnv) -> None:
     assert all(m["message_id"].endswith(f"@{MESSAGE_ID_DOMAIN}>") for m in outbox)
 
 
+def test_comment_by_non_staff_rejected(gateway_env: GatewayEnv) -> None:
+    first = write(gateway_env.folder, "a.eml", build_mail())
+    [opened] = gateway_env.json_lines("ingest", "--wait", "--json", str(first))
+    done = gateway_env.run(
+        "comment",
+        opened["case"],
+        "--author",
+        "erika@kunde.example.org",
+        "--text",
+        "x",
+        check=False,
+    )
+    assert done.returncode == 65
+    assert b"not in [desk] staff_domains" in done.stderr
+    empty = gateway_env.run(
+        "comment",
+        opened["case"],
+        "--author",
+        f"sam@{STAFF_DOMAIN}",
+        "--text",
+        "  ",
+        check=False,
+    )
+    assert empty.returncode == 65
+    assert b"comment text is empty" in empty.stderr
+
+
+def test_ingest_empty_input_stores_nothing(gateway_env: GatewayEnv) -> None:
+    empty = write(gateway_env.folder, "empty.eml", b"")
+    done = gateway_env.run("ingest", "--wait", "--json", str(empty), check=False)
+    assert done.returncode == 66
+    assert b"is empty" in done.stderr
+    assert done.stdout == b""
+
+
+def test_ingest_missing_file_exits_66(gateway_env: GatewayEnv) -> None:
+    done = gateway_env.run("ingest", "--wait", "/nonexistent/only.eml", check=False)
+    assert done.returncode == 66
+    assert b"storing" not in done.stderr
+
+
+def test_headerless_inputs_are_not_duplicates(gateway_env: GatewayEnv) -> None:
+    one = write(gateway_env.folder, "one.txt", b"just some words")
+    two = write(gateway_env.folder, "two.txt", b"other words entirely")
+    first, second = gateway_env.json_lines(
+        "ingest", "--wait", "--json", str(one), str(two)
+    )
+    assert first["reason"] != "duplicate"
+    assert second["reason"] != "duplicate"
+
+
+def test_confirmation_threads_to_customer_mail(gateway_env: GatewayEnv) -> None:
+    raw = build_mail(message_id="<first@kunde.example.org>")
+    mail = write(gateway_env.folder, "a.eml", raw)
+    gateway_env.json_lines("ingest", "--wait", "--json", str(mail))
+    engine = make_engine(load_settings(gateway_env.config).store.url)
+    with Session(engine) as session:
+        [row] = session.exec(select(OutboundMessage)).all()
+    assert row.in_reply_to == "<first@kunde.example.org>"
+    assert row.references == ["<first@kunde.example.org>"]
+
+
 def test_show_unknown_case_names_it(gateway_env: GatewayEnv) -> None:
     done = gateway_env.run("show", "4711", "--json", check=False)
-    assert done.returncode == 70
+    assert done.returncode == 65
     assert b"case 4711 not found" in done.stderr
 
 
@@ -176,3 +242,27 @@ def test_serve_port_in_use_names_address(gateway_env: GatewayEnv) -> None:
         done = gateway_env.run("serve", check=False)
     assert done.returncode == 78
     assert f"cannot listen on 127.0.0.1:{gateway_env.smtp_port}".encode() in done.stderr
+
+
+def test_inbound_lists_states_and_reasons(gateway_env: GatewayEnv) -> None:
+    person = write(gateway_env.folder, "a.eml", build_mail(subject="Scanner"))
+    machine = write(
+        gateway_env.folder,
+        "b.eml",
+        build_mail(
+            subject="Out of Office", extra_headers={"Auto-Submitted": "auto-replied"}
+        ),
+    )
+    gateway_env.json_lines("ingest", "--wait", "--json", str(person), str(machine))
+    newest, oldest = gateway_env.json("inbound", "--json")
+    assert (oldest["state"], oldest["subject"], oldest["case"]) == (
+        "processed",
+        "Scanner",
+        "00000001",
+    )
+    assert (newest["state"], newest["reason"]) == ("ignored", "auto_reply")
+    [only] = gateway_env.json("inbound", "--json", "--state", "ignored")
+    assert only["id"] == newest["id"]
+    done = gateway_env.run("inbound", "--state", "lost", check=False)
+    assert done.returncode == 65
+    assert b"--state 'lost' is invalid" in done.stderr

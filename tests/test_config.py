@@ -48,13 +48,12 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert settings.relay.starttls is True
 
 
-def test_list_override_accepts_json(tmp_path: Path) -> None:
+def test_list_override_accepts_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     settings = load_settings(
-        None,
-        environ={
-            "GATEWAY_CONFIG": str(tmp_path / "absent.toml"),
-            "GATEWAY_DESK_STAFF_DOMAINS": '["staff.example"]',
-        },
+        None, environ={"GATEWAY_DESK_STAFF_DOMAINS": '["staff.example"]'}
     )
     assert settings.desk.staff_domains == ["staff.example"]
 
@@ -66,7 +65,11 @@ def test_list_override_accepts_json(tmp_path: Path) -> None:
         ('[desk]\norg_id = "has space"\n', "[desk] org_id 'has space' is invalid"),
         ("[smtp]\nport = 70000\n", "[smtp] port 70000 is outside"),
         ('[smtp]\nport = "25"\n', "[smtp] port must be of type int"),
-        ("[smtp]\nportt = 25\n", "unknown key(s) in [smtp]: portt"),
+        (
+            "[smtp]\nportt = 25\n",
+            "unknown key 'portt' in [smtp] (did you mean 'port'?)",
+        ),
+        ("[relay]\ntls = true\nstarttls = true\n", "tls and starttls are both true"),
         ("[smpt]\nport = 25\n", "unknown section(s)"),
         ('[broker]\nurl = "amqp://x"\n', "[broker] url 'amqp://x' is not supported"),
         ("[desk]\nsupport_addresses = []\n", "support_addresses is empty"),
@@ -82,14 +85,10 @@ def test_invalid_setting_names_key(tmp_path: Path, content: str, message: str) -
 
 
 def test_invalid_environment_value_names_variable(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("")
     with pytest.raises(ConfigError) as error:
-        load_settings(
-            None,
-            environ={
-                "GATEWAY_CONFIG": str(tmp_path / "x.toml"),
-                "GATEWAY_SMTP_PORT": "abc",
-            },
-        )
+        load_settings(config, environ={"GATEWAY_SMTP_PORT": "abc"})
     assert "GATEWAY_SMTP_PORT='abc' is invalid" in str(error.value)
 
 
@@ -97,3 +96,34 @@ def test_named_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings(tmp_path / "absent.toml", environ={})
     assert "not found" in str(error.value)
+
+
+def test_environment_value_error_names_variable(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[smtp]\nport = 2525\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, environ={"GATEWAY_SMTP_PORT": "70000"})
+    assert "set by the environment variable GATEWAY_SMTP_PORT" in str(error.value)
+
+
+def test_misspelt_environment_variable_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, environ={"GATEWAY_SMTP_PROT": "1"})
+    assert "GATEWAY_SMTP_PROT names no setting" in str(error.value)
+
+
+def test_named_environment_config_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, environ={"GATEWAY_CONFIG": str(tmp_path / "absent.toml")})
+    assert "not found" in str(error.value)
+
+
+def test_empty_config_variable_means_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, environ={"GATEWAY_CONFIG": ""})
+    assert settings.config_path is None

@@ -47,19 +47,68 @@ _UNKNOWN_CHARSETS = frozenset({"unknown-8bit", "x-unknown", "unknown", "8bit", "
 
 # Codecs that accept more characters than the one a sender declared, such as
 # the vendor extensions that Windows clients write under the standard name.
+ISO2022JP_AS_CP932 = "iso2022_jp+cp932"
 _SUPERSETS: dict[str, tuple[str, ...]] = {
     "shift_jis": ("cp932",),
     "euc_jp": ("euc_jis_2004",),
-    # NOTE: no Python codec covers the NEC and IBM rows (such as "№" or "①")
-    # that Windows clients send as ISO-2022-JP, so these become U+FFFD.
-    "iso2022_jp": ("iso2022_jp_2", "iso2022_jp_ext"),
+    # Windows clients write the NEC and IBM rows of CP932 (such as "№" or
+    # "①") under the ISO-2022-JP label; no Python codec decodes those.
+    "iso2022_jp": ("iso2022_jp_2", "iso2022_jp_ext", ISO2022JP_AS_CP932),
     "big5": ("big5hkscs", "cp950"),
     "euc_kr": ("cp949",),
+}
+_ISO2022JP_MODES = {
+    b"\x1b(B": "ascii",
+    b"\x1b(J": "ascii",
+    b"\x1b$@": "jis",
+    b"\x1b$B": "jis",
+    b"\x1b(I": "katakana",
 }
 _NON_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _WHITESPACE_ONLY = re.compile(r"[ \t\r\n]*")
+
+
+def decode_iso2022jp_as_cp932(data: bytes) -> str:
+    """Decode ISO-2022-JP with the CP932 extensions (Microsoft's CP50220 family).
+
+    Each JIS X 0208 pair is converted to its Shift_JIS bytes, then the whole
+    is decoded as CP932, which knows the extension rows. Raises
+    UnicodeDecodeError for bytes that are not ISO-2022-JP.
+    """
+    converted = bytearray()
+    mode = "ascii"
+    index = 0
+    while index < len(data):
+        if data[index] == 0x1B:
+            sequence = data[index : index + 3]
+            mode = _ISO2022JP_MODES.get(sequence, "")
+            if not mode:
+                raise UnicodeDecodeError("iso2022_jp", data, index, index + 3, "escape")
+            index += 3
+        elif mode == "jis":
+            first, second = data[index], data[index + 1 : index + 2]
+            if not second:
+                raise UnicodeDecodeError("iso2022_jp", data, index, index + 1, "odd")
+            converted += _jis_to_shift_jis(first, second[0])
+            index += 2
+        elif mode == "katakana":
+            converted.append(data[index] + 0x80)
+            index += 1
+        else:
+            converted.append(data[index])
+            index += 1
+    return bytes(converted).decode("cp932")
+
+
+def _jis_to_shift_jis(first: int, second: int) -> bytes:
+    lead = ((first + 1) >> 1) + (0x70 if first < 0x5F else 0xB0)
+    if first & 1:
+        trail = second + (0x1F if second < 0x60 else 0x20)
+    else:
+        trail = second + 0x7E
+    return bytes([lead, trail])
 
 
 def lookup_charset(label: str | None) -> str | None:
@@ -119,7 +168,10 @@ def decode_bytes(
         if candidate == codec:
             continue
         try:
-            text = data.decode(candidate)
+            if candidate == ISO2022JP_AS_CP932:
+                text = decode_iso2022jp_as_cp932(data)
+            else:
+                text = data.decode(candidate)
         except UnicodeDecodeError:
             continue
         if problem:

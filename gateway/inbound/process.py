@@ -40,6 +40,7 @@ from gateway.threading.route import NEW, find_case
 log = logging.getLogger(__name__)
 
 NO_SUBJECT = "(no subject)"
+MAX_STORED_SUBJECT = 255
 # A concurrent worker may commit the same message first. The unique key on
 # the first copy then fails this transaction once, and the retry finds the
 # duplicate.
@@ -135,7 +136,10 @@ def dedup_key_of(message: ParsedMessage, raw: bytes) -> str:
     flags), so the key covers the Message-ID, the headers that the author's
     client sets (From, Date, Subject, Content-Type) and the body bytes.
     """
-    _headers, _sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    _headers, separator, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    if not separator:
+        # No header block ends: the whole input is what identifies it.
+        body = raw
     sender = message.sender.email if message.sender else ""
     date = message.date.isoformat() if message.date else ""
     fields = [
@@ -215,6 +219,7 @@ def _apply(
         case = match.case
         comment = add_comment(session, settings, case, new)
         outcome.matched_by = match.matched_by
+        _remember_message_id(session, case, parsed)
         if kind is AuthorKind.STAFF:
             _notify(
                 session, runtime, outcome, Notification("comment_update", case, comment)
@@ -231,8 +236,8 @@ def _apply(
             previous_case=match.case if match else None,
         )
         outcome.matched_by = NEW
+        _remember_message_id(session, case, parsed)
         _notify(session, runtime, outcome, Notification("confirmation", case, comment))
-    _remember_message_id(session, case, parsed)
     row.case_id = case.id
     row.comment_id = comment.id
     outcome.case_number = case.number
@@ -292,6 +297,8 @@ def _finish(
     duplicate, which must not claim the key of the first copy.
     """
     row.message_id = parsed.message_id
+    row.sender = parsed.sender.email if parsed.sender else ""
+    row.subject = parsed.subject[:MAX_STORED_SUBJECT]
     row.dedup_key = dedup_key
     row.first_key = first_key
     row.state = outcome.state

@@ -53,6 +53,8 @@ def store_mails(
     Raises SpoolWriteFailed when anything could not be written; then none
     of the mails counts as stored.
     """
+    if not mails:
+        return []
     # A Core insert, not ORM objects: this runs once per acknowledged mail,
     # and the ORM's per-row bookkeeping costs more than the insert itself.
     try:

@@ -31,6 +31,7 @@ from gateway.outbound.render import RenderedMail, TemplateRenderer
 log = logging.getLogger(__name__)
 
 DISPLAY_ZONE = ZoneInfo("Europe/Berlin")
+DISPLAY_TIME_FORMATS = {"de": "%d.%m.%Y %H:%M %Z", "en": "%Y-%m-%d %H:%M %Z"}
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def _context(
             "type": case.type,
             "customer_reference": case.customer_reference,
             "opened_at": case.opened_at.astimezone(DISPLAY_ZONE).strftime(
-                "%d.%m.%Y %H:%M"
+                DISPLAY_TIME_FORMATS[settings.desk.language]
             ),
         },
         "contact_name": contact.name if contact else "",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 15:24:46.425892
+Create Date: 2026-12-04 15:51:16.822076
 """
 
 from collections.abc import Sequence
@@ -107,6 +107,8 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("message_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("sender", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("dedup_key", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("first_key", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
