@@ -29,6 +29,7 @@ from gateway.inbound.message import ParsedMessage
 #: Lines joined at most when looking for a wrapped attribution.
 MAX_ATTRIBUTION_LINES = 5
 _MAX_ATTRIBUTION_CHARS = 400
+_MAX_BARE_ATTRIBUTION_CHARS = 200
 
 _ATTRIBUTION_VERB = re.compile(
     r"(?:\b(?:wrote|writes|schrieb|schreibt|a\s+écrit|écrit|escribió|escribio"
@@ -238,9 +239,22 @@ def _remove_quoted(lines: list[str]) -> list[str]:
             break
         if _is_separator(line) or _header_block_at(lines, index):
             break
+        if _bare_attribution_before_quote(lines, index):
+            # "Lena Berger wrote:" with no date or address, right above the
+            # quote it introduces.
+            index += 1
+            continue
         new_lines.append(line)
         index += 1
     return new_lines
+
+
+def _bare_attribution_before_quote(lines: list[str], index: int) -> bool:
+    line = lines[index].strip()
+    if len(line) > _MAX_BARE_ATTRIBUTION_CHARS or not _ATTRIBUTION_VERB.search(line):
+        return False
+    following = _next_nonblank(lines, index + 1)
+    return following is not None and _is_quoted(lines[following])
 
 
 def _attribution_end(lines: list[str], start: int) -> int | None:

@@ -397,3 +397,18 @@ def test_reply_from_plain_text_part() -> None:
 
 def test_html_empty_input_gives_empty_text() -> None:
     assert extract_new_text_from_html("") == ""
+
+
+def test_undated_attribution_before_quote_removed() -> None:
+    text = "Thanks, fixed.\n\nOn Thu, Lena Berger wrote:\n> old text\n> more\n"
+    assert extract_new_text(text) == "Thanks, fixed."
+
+
+def test_bare_name_attribution_removed_in_german() -> None:
+    text = "Danke.\n\nLena Berger schrieb:\n> alt\n"
+    assert extract_new_text(text) == "Danke."
+
+
+def test_wrote_line_without_quote_kept() -> None:
+    text = "My colleague wrote:\nthe printer is fine now.\n"
+    assert "My colleague wrote:" in extract_new_text(text)

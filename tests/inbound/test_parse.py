@@ -4,6 +4,7 @@ import base64
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
+from gateway.inbound.decoding import decode_bytes
 from gateway.inbound.parse import (
     Address,
     ParsedMessage,
@@ -598,3 +599,18 @@ def test_headers_without_body_separator_parsed() -> None:
     message = parse_message(b"Subject: only headers\r\nFrom: a@example.org")
     assert message.subject == "only headers"
     assert message.sender == Address("a@example.org", "")
+
+
+def test_windows_iso2022jp_extension_rows_decode() -> None:
+    # JIS 0x2D62 is "№" and 0x2D21 is "①" in the NEC row that CP932 adds.
+    data = b"Nr \x1b$B-b-!\x1b(B 12"
+    defects: list[str] = []
+    assert decode_bytes(data, "iso-2022-jp", defects) == "Nr №① 12"
+    assert defects
+
+
+def test_plain_iso2022jp_still_decodes() -> None:
+    text = "日本語のテキスト"
+    defects: list[str] = []
+    assert decode_bytes(text.encode("iso2022_jp"), "iso-2022-jp", defects) == text
+    assert defects == []
