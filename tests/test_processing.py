@@ -296,3 +296,11 @@ def test_processed_message_is_not_processed_again(runtime: Runtime) -> None:
     assert again.case_number == first.case_number
     with Session(runtime.engine) as session:
         assert len(session.exec(select(Case)).all()) == 1
+
+
+def test_other_content_type_is_not_duplicate(runtime: Runtime) -> None:
+    raw = build_mail(message_id="<ctype@kunde.example.org>")
+    ingest(runtime, raw)
+    relabelled = raw.replace(b"charset=", b"format=flowed; charset=", 1)
+    assert relabelled != raw
+    assert ingest(runtime, relabelled).state == "processed"

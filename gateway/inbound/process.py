@@ -147,7 +147,7 @@ def dedup_key_of(message: ParsedMessage, raw: bytes) -> str:
         sender,
         date,
         message.subject,
-        message.content_type,
+        message.header("Content-Type") or "",
     ]
     digest = hashlib.sha256("\0".join(fields).encode("utf-8", "replace"))
     digest.update(b"\0")
