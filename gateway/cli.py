@@ -70,21 +70,21 @@ ConfigOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
+# Exit code per error kind; the first class that matches wins.
+EXIT_CODES: tuple[tuple[type[GatewayError], int], ...] = (
+    (StoreError, EX_TEMPFAIL),
+    (ConfigError, EX_CONFIG),
+    (InvalidInput, EX_DATAERR),
+    (GatewayError, EX_SOFTWARE),
+)
+
+
 def main() -> None:
     try:
         app()
-    except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(EX_CONFIG)
-    except InvalidInput as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(EX_DATAERR)
     except GatewayError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(EX_SOFTWARE)
+        sys.exit(next(code for kind, code in EXIT_CODES if isinstance(exc, kind)))
 
 
 def _runtime(config: Path | None) -> Runtime:

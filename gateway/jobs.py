@@ -15,8 +15,9 @@ from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from gateway.db import session_scope
 from gateway.inbound.process import InboundNotFound, process_inbound
@@ -142,50 +143,55 @@ def sweep(
 
 
 def _claim_inbound(runtime: Runtime, cutoff: datetime, now: datetime) -> list[int]:
-    with session_scope(runtime.engine) as session:
-        rows = session.exec(
-            select(InboundMessage)
-            .where(InboundMessage.state == InboundState.RECEIVED.value)
-            .where(
-                func.coalesce(InboundMessage.enqueued_at, InboundMessage.received_at)
-                <= cutoff
-            )
-            .order_by(col(InboundMessage.id))
-            .limit(SWEEP_BATCH)
-        ).all()
-        for row in rows:
-            row.enqueued_at = now
-            session.add(row)
-        return [row.id for row in rows if row.id is not None]
+    due = (
+        select(InboundMessage.id)
+        .where(InboundMessage.state == InboundState.RECEIVED.value)
+        .where(
+            func.coalesce(InboundMessage.enqueued_at, InboundMessage.received_at)
+            <= cutoff
+        )
+    )
+    return _mark_enqueued(runtime, InboundMessage, due, now)
 
 
 def _claim_outbound(runtime: Runtime, cutoff: datetime, now: datetime) -> list[int]:
+    due = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.status == OutboundStatus.QUEUED.value)
+        .where(col(OutboundMessage.next_attempt_at) <= now)
+        .where(
+            or_(
+                col(OutboundMessage.lease_until).is_(None),
+                col(OutboundMessage.lease_until) < now,
+            )
+        )
+        .where(
+            or_(
+                # A failed attempt moved the next one past the last queueing.
+                col(OutboundMessage.enqueued_at) < col(OutboundMessage.next_attempt_at),
+                func.coalesce(OutboundMessage.enqueued_at, OutboundMessage.created_at)
+                <= cutoff,
+            )
+        )
+    )
+    return _mark_enqueued(runtime, OutboundMessage, due, now)
+
+
+def _mark_enqueued(
+    runtime: Runtime,
+    table: type[InboundMessage] | type[OutboundMessage],
+    due: SelectOfScalar[int] | SelectOfScalar[None],
+    now: datetime,
+) -> list[int]:
+    """Set ``enqueued_at`` on the first SWEEP_BATCH rows of ``due``; return their ids.
+
+    Only ids are read, so the sweep never loads stored mail bytes.
+    """
     with session_scope(runtime.engine) as session:
-        rows = session.exec(
-            select(OutboundMessage)
-            .where(OutboundMessage.status == OutboundStatus.QUEUED.value)
-            .where(col(OutboundMessage.next_attempt_at) <= now)
-            .where(
-                or_(
-                    col(OutboundMessage.lease_until).is_(None),
-                    col(OutboundMessage.lease_until) < now,
-                )
+        found = session.exec(due.order_by(col(table.id)).limit(SWEEP_BATCH)).all()
+        ids = [row_id for row_id in found if row_id is not None]
+        if ids:
+            session.execute(
+                update(table).where(col(table.id).in_(ids)).values(enqueued_at=now)
             )
-            .where(
-                or_(
-                    # A failed attempt moved the next one past the last queueing.
-                    col(OutboundMessage.enqueued_at)
-                    < col(OutboundMessage.next_attempt_at),
-                    func.coalesce(
-                        OutboundMessage.enqueued_at, OutboundMessage.created_at
-                    )
-                    <= cutoff,
-                )
-            )
-            .order_by(col(OutboundMessage.id))
-            .limit(SWEEP_BATCH)
-        ).all()
-        for row in rows:
-            row.enqueued_at = now
-            session.add(row)
-        return [row.id for row in rows if row.id is not None]
+        return ids

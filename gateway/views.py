@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from gateway.attachments import attachment_path
 from gateway.config import Settings
-from gateway.inbound.parse import Address, ParsedMessage
+from gateway.inbound.parse import Address, ParsedAttachment, ParsedMessage
 from gateway.inbound.process import Outcome
 from gateway.models import (
     Account,
@@ -83,6 +83,17 @@ def case_view(
     return view
 
 
+def attachment_fields(attachment: Attachment | ParsedAttachment) -> dict[str, Any]:
+    """Return the fields that a stored and a parsed attachment share."""
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+        "inline": attachment.inline,
+    }
+
+
 def comment_view(
     session: Session, settings: Settings, comment: Comment
 ) -> dict[str, Any]:
@@ -101,11 +112,7 @@ def comment_view(
         "created_at": timestamp(comment.created_at),
         "attachments": [
             {
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-                "sha256": a.sha256,
-                "inline": a.inline,
+                **attachment_fields(a),
                 "content_id": a.content_id,
                 "path": str(attachment_path(settings.store.data_dir, a.sha256)),
             }
@@ -168,16 +175,7 @@ def message_view(message: ParsedMessage | None, new_text: str) -> dict[str, Any]
         "references": list(message.references),
         "text": new_text,
         "full_text": message.text,
-        "attachments": [
-            {
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-                "sha256": a.sha256,
-                "inline": a.inline,
-            }
-            for a in message.attachments
-        ],
+        "attachments": [attachment_fields(a) for a in message.attachments],
         "defects": list(message.defects),
     }
 
