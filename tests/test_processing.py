@@ -304,3 +304,25 @@ def test_other_content_type_is_not_duplicate(runtime: Runtime) -> None:
     relabelled = raw.replace(b"charset=", b"format=flowed; charset=", 1)
     assert relabelled != raw
     assert ingest(runtime, relabelled).state == "processed"
+
+
+def test_long_references_chain_matches_newest(runtime: Runtime) -> None:
+    opened = ingest(runtime, build_mail())
+    [confirmation] = outbox(runtime)
+    junk = " ".join(f"<junk{n}@elsewhere.example.net>" for n in range(5000))
+    reply = ingest(
+        runtime,
+        build_mail(
+            subject="Re: Drucker",
+            body="Danke.\n",
+            references=f"{junk} {confirmation.message_id}",
+        ),
+    )
+    assert reply.case_number == opened.case_number
+    assert reply.matched_by == "references"
+
+
+def test_many_unknown_tokens_open_new_case(runtime: Runtime) -> None:
+    tokens = " ".join(f"ref_00DTest42_Unknown{n:04d}:ref" for n in range(3000))
+    outcome = ingest(runtime, build_mail(body=f"Liste: {tokens}\n"))
+    assert outcome.matched_by == "new"

@@ -343,8 +343,11 @@ def _strip_signature(lines: list[str]) -> list[str]:
     for index, line in enumerate(lines):
         if _SIGNATURE_DELIMITER.match(line):
             return lines[:index]
-    for index, line in enumerate(lines):
-        if _MOBILE_SIGNATURE.match(line.strip()) and _only_short_lines_after(
+    # Only a line among the last few non-blank ones can have few enough lines
+    # after it, so only those are tried: the scan stays linear.
+    nonblank = [index for index, line in enumerate(lines) if line.strip()]
+    for index in nonblank[-(_MAX_LINES_AFTER_MOBILE_SIGNATURE + 1) :]:
+        if _MOBILE_SIGNATURE.match(lines[index].strip()) and _only_short_lines_after(
             lines, index
         ):
             return lines[:index]

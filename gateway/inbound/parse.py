@@ -217,7 +217,9 @@ def _split_simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:
 
 
 def _normalize_email(addr_spec: str) -> str:
-    addr_spec = addr_spec.strip()
+    # Control characters and white space belong in no address; a NUL would
+    # also be rejected by PostgreSQL text columns.
+    addr_spec = "".join(c for c in addr_spec if c.isprintable() and not c.isspace())
     local, at, domain = addr_spec.rpartition("@")
     if not at:
         return addr_spec

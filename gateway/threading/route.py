@@ -3,7 +3,9 @@
 The signals, strongest first: a token in the subject, a token in the new
 text, a token anywhere else in the body, then In-Reply-To and References
 (right-most first) against the Message-IDs known for a case. A token that
-names no case is skipped, so a later signal can still match.
+names no case is skipped, so a later signal can still match. Only the
+first MAX_TOKENS_PER_TEXT tokens of each text and the MAX_REFERENCES
+newest ids are looked up.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ SUBJECT_TOKEN = "subject_token"
 BODY_TOKEN = "body_token"
 REFERENCES = "references"
 NEW = "new"
+# Bounds on the lookups one message can cause. A reply carries one or two
+# tokens and a References chain of a few dozen ids; hostile mail can carry
+# hundreds of thousands, which must not mean as many queries.
+MAX_TOKENS_PER_TEXT = 20
+MAX_REFERENCES = 100
 
 
 @dataclass(frozen=True)
@@ -38,21 +45,40 @@ def find_case(session: Session, message: ParsedMessage, new_text: str) -> Match 
         (BODY_TOKEN, message.text),
         (BODY_TOKEN, message.html or ""),
     ):
-        for token in find_tokens(text):
-            case = session.exec(select(Case).where(Case.token == token)).first()
-            if case is not None:
-                return Match(case, matched_by)
-    referenced = [*message.in_reply_to, *reversed(message.references)]
-    for message_id in _unique(referenced):
-        known = session.exec(
-            select(ThreadMessage)
-            .where(ThreadMessage.message_id == message_id)
-            .order_by(col(ThreadMessage.id).desc())
-        ).first()
-        if known is not None:
-            case = session.get(Case, known.case_id)
-            if case is not None:
-                return Match(case, REFERENCES)
+        case = _case_by_token(session, find_tokens(text)[:MAX_TOKENS_PER_TEXT])
+        if case is not None:
+            return Match(case, matched_by)
+    referenced = _unique([*message.in_reply_to, *reversed(message.references)])
+    case = _case_by_message_id(session, referenced[:MAX_REFERENCES])
+    if case is not None:
+        return Match(case, REFERENCES)
+    return None
+
+
+def _case_by_token(session: Session, tokens: list[str]) -> Case | None:
+    """Return the case of the first token in ``tokens`` that names one."""
+    if not tokens:
+        return None
+    cases = session.exec(select(Case).where(col(Case.token).in_(tokens))).all()
+    by_token = {case.token: case for case in cases}
+    return next((by_token[t] for t in tokens if t in by_token), None)
+
+
+def _case_by_message_id(session: Session, message_ids: list[str]) -> Case | None:
+    """Return the case of the first Message-ID in ``message_ids`` known for one."""
+    if not message_ids:
+        return None
+    rows = session.exec(
+        select(ThreadMessage.message_id, ThreadMessage.case_id)
+        .where(col(ThreadMessage.message_id).in_(message_ids))
+        .order_by(col(ThreadMessage.id).desc())
+    ).all()
+    case_of_id: dict[str, int] = {}
+    for message_id, case_id in rows:
+        case_of_id.setdefault(message_id, case_id)
+    for message_id in message_ids:
+        if message_id in case_of_id:
+            return session.get(Case, case_of_id[message_id])
     return None
 
 

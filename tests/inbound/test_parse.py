@@ -614,3 +614,11 @@ def test_plain_iso2022jp_still_decodes() -> None:
     defects: list[str] = []
     assert decode_bytes(text.encode("iso2022_jp"), "iso-2022-jp", defects) == text
     assert defects == []
+
+
+def test_control_characters_removed_from_address() -> None:
+    message = parse_message(
+        b"From: x\x00y\x07@kunde.example.org\r\nSubject: a\r\n\r\nb\r\n"
+    )
+    assert message.sender is not None
+    assert message.sender.email == "xy@kunde.example.org"
