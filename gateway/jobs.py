@@ -168,7 +168,8 @@ def _claim_outbound(runtime: Runtime, cutoff: datetime, now: datetime) -> list[i
         .where(
             or_(
                 # A failed attempt moved the next one past the last queueing.
-                col(OutboundMessage.enqueued_at) < col(OutboundMessage.next_attempt_at),
+                func.coalesce(OutboundMessage.enqueued_at, OutboundMessage.created_at)
+                < col(OutboundMessage.next_attempt_at),
                 func.coalesce(OutboundMessage.enqueued_at, OutboundMessage.created_at)
                 <= cutoff,
             )

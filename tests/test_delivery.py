@@ -154,3 +154,15 @@ def test_retry_delay_doubles_up_to_maximum() -> None:
     assert 45 <= delays[1] <= 60
     assert all(delay <= 3600 for delay in delays)
     assert delays[-1] >= 2700
+
+
+@pytest.mark.parametrize("refusing_relay", ["451 4.3.0 Try again later"], indirect=True)
+def test_sweep_queues_retry_once_due(tmp_path: Path, refusing_relay: tuple) -> None:
+    _relay, port = refusing_relay
+    runtime = runtime_for(tmp_path, port)
+    configure(runtime)
+    outbound_id = queue_confirmation(runtime)
+    assert deliver_outbound(runtime, outbound_id) == "queued"
+    due = row(runtime, outbound_id).next_attempt_at
+    assert sweep(runtime, now=due - timedelta(milliseconds=100)) == (0, 0)
+    assert sweep(runtime, now=due + timedelta(milliseconds=100)) == (0, 1)
