@@ -30,6 +30,8 @@ from gateway.inbound.message import ParsedMessage
 MAX_ATTRIBUTION_LINES = 5
 _MAX_ATTRIBUTION_CHARS = 400
 _MAX_BARE_ATTRIBUTION_CHARS = 200
+# Supercite (Emacs) quotes with the author's initials: "JD> text".
+_SUPERCITE_QUOTE = re.compile(r"[A-Z][A-Za-z]{0,2}>(?:\s|$)")
 
 _ATTRIBUTION_VERB = re.compile(
     r"(?:\b(?:wrote|writes|schrieb|schreibt|a\s+écrit|écrit|escribió|escribio"
@@ -184,7 +186,8 @@ def _extract_html(html: str, forward: bool) -> str:
 
 
 def _is_quoted(line: str) -> bool:
-    return line.lstrip().startswith(">")
+    stripped = line.lstrip()
+    return stripped.startswith(">") or bool(_SUPERCITE_QUOTE.match(stripped))
 
 
 def _first_split(lines: list[str]) -> tuple[int, str] | None:

@@ -412,3 +412,13 @@ def test_bare_name_attribution_removed_in_german() -> None:
 def test_wrote_line_without_quote_kept() -> None:
     text = "My colleague wrote:\nthe printer is fine now.\n"
     assert "My colleague wrote:" in extract_new_text(text)
+
+
+def test_supercite_initials_quote_removed() -> None:
+    text = "Agreed, let us do that.\n\nJD> Shall we restart the server?\nJD>\n"
+    assert extract_new_text(text) == "Agreed, let us do that."
+
+
+def test_comparison_with_greater_sign_kept() -> None:
+    text = "Result: A>B holds for every input.\n"
+    assert extract_new_text(text) == "Result: A>B holds for every input."
