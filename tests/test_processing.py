@@ -326,3 +326,42 @@ def test_many_unknown_tokens_open_new_case(runtime: Runtime) -> None:
     tokens = " ".join(f"ref_00DTest42_Unknown{n:04d}:ref" for n in range(3000))
     outcome = ingest(runtime, build_mail(body=f"Liste: {tokens}\n"))
     assert outcome.matched_by == "new"
+
+
+def test_reused_message_id_cannot_divert_replies(runtime: Runtime) -> None:
+    victim = ingest(runtime, build_mail(message_id="<victim-1@kunde.example.org>"))
+    ingest(
+        runtime,
+        build_mail(
+            sender="Mallory <mallory@elsewhere.example.net>",
+            message_id="<victim-1@kunde.example.org>",
+            body="Eine ganz andere Anfrage.\n",
+        ),
+    )
+    reply_all = ingest(
+        runtime,
+        build_mail(
+            sender="Max <max@kunde.example.org>",
+            subject="Re: Drucker",
+            body="Bei mir auch.\n",
+            in_reply_to="<victim-1@kunde.example.org>",
+        ),
+    )
+    assert reply_all.case_number == victim.case_number
+
+
+def test_mass_cc_is_cut(runtime: Runtime) -> None:
+    cc = ", ".join(f"person{n}@kunde.example.org" for n in range(200))
+    outcome = ingest(runtime, build_mail(cc=cc))
+    [queued] = outbox(runtime)
+    assert outcome.state == "processed"
+    assert len(queued.cc) == 20
+
+
+def test_unreadable_structure_is_malformed(runtime: Runtime) -> None:
+    nested = (
+        b"Content-Type: message/rfc822\r\n\r\n" * 3000 + b"Subject: inner\r\n\r\nx\r\n"
+    )
+    outcome = ingest(runtime, nested)
+    assert outcome.state == "unmatched"
+    assert outcome.reason == "malformed"

@@ -9,6 +9,7 @@ is listed in ``ParsedMessage.defects``.
 """
 
 import email
+import email.policy
 import email.utils
 import logging
 import re
@@ -182,8 +183,13 @@ def _parse_addresses(
         return []
     pairs = _split_simple_addresses(values)
     if pairs is None:
-        # The structure is parsed before the encoded words are decoded, so
-        # that a decoded name containing "," or "<" cannot split an address.
+        # Quoted names, groups, comments and ":" go to the header registry of
+        # policy.default, which parses the structure and the encoded words
+        # together: a decoded name cannot then pose as an address, and an
+        # encoded word is never read as a group name.
+        registered = _addresses_from_registry(values, name)
+        if registered is not None:
+            return registered
         pairs = email.utils.getaddresses(values)
     addresses: list[Address] = []
     for display, addr_spec in pairs:
@@ -193,6 +199,26 @@ def _parse_addresses(
         display_name = _LINE_BREAKS.sub(" ", display_name).replace("\x00", "")
         addresses.append(Address(email=_normalize_email(addr_spec), name=display_name))
     return addresses
+
+
+def _addresses_from_registry(values: list[str], name: str) -> list[Address] | None:
+    """Parse address headers with policy.default; None when it finds none."""
+    addresses: list[Address] = []
+    try:
+        for value in values:
+            header = email.policy.default.header_factory(name, value)
+            for found in getattr(header, "addresses", ()):
+                display_name = _LINE_BREAKS.sub(" ", found.display_name)
+                addresses.append(
+                    Address(
+                        email=_normalize_email(found.addr_spec),
+                        name=display_name.replace("\x00", "").strip(),
+                    )
+                )
+    except (ValueError, IndexError, TypeError, AttributeError):
+        # The registry's parser raises on some malformed values.
+        return None
+    return addresses or None
 
 
 def _split_simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:

@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 NO_SUBJECT = "(no subject)"
 MAX_STORED_SUBJECT = 255
+MAX_STORED_ERROR = 2000
+# A first mail's To and Cc addresses follow the case. More than this many is
+# not a colleague list but a mass mailing, and the confirmation to all of
+# them would amplify it.
+MAX_ADDITIONAL_RECIPIENTS = 20
 # A concurrent worker may commit the same message first. The unique key on
 # the first copy then fails this transaction once, and the retry finds the
 # duplicate.
@@ -140,6 +145,8 @@ def dedup_key_of(message: ParsedMessage, raw: bytes) -> str:
     if not separator:
         # No header block ends: the whole input is what identifies it.
         body = raw
+    # A copy saved by hand may lack the final line end that SMTP adds.
+    body = body.rstrip(b"\r\n")
     sender = message.sender.email if message.sender else ""
     date = message.date.isoformat() if message.date else ""
     fields = [
@@ -198,7 +205,9 @@ def _apply(
     sender = parsed.sender
     if sender is None or not sender.email:
         outcome.state = InboundState.UNMATCHED.value
-        outcome.reason = "no_sender"
+        # A mail the parser could not read has no sender either; say which.
+        outcome.reason = "malformed" if parsed.defects else "no_sender"
+        row.error = "; ".join(parsed.defects)[:MAX_STORED_ERROR]
         return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
 
     match = find_case(session, parsed, new_text)
@@ -256,7 +265,19 @@ def _notify(
 
 
 def _remember_message_id(session: Session, case: Case, parsed: ParsedMessage) -> None:
-    if parsed.message_id and case.id is not None:
+    """Record the mail's Message-ID for the case, unless another case has it.
+
+    The first case to know a Message-ID keeps it, so a stranger who reuses
+    someone's Message-ID cannot divert the replies to that mail.
+    """
+    if not parsed.message_id or case.id is None:
+        return
+    known = session.exec(
+        select(ThreadMessage.case_id).where(
+            ThreadMessage.message_id == parsed.message_id
+        )
+    ).first()
+    if known is None:
         session.add(
             ThreadMessage(
                 message_id=parsed.message_id,
@@ -279,7 +300,14 @@ def _additional_recipients(
         if settings.is_support_address(email) or settings.is_staff_address(email):
             continue
         result.append(email)
-    return result
+    if len(result) > MAX_ADDITIONAL_RECIPIENTS:
+        log.warning(
+            "additional recipients cut sender=%s count=%d kept=%d",
+            sender.email,
+            len(result),
+            MAX_ADDITIONAL_RECIPIENTS,
+        )
+    return result[:MAX_ADDITIONAL_RECIPIENTS]
 
 
 def _finish(

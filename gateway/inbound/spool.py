@@ -98,7 +98,10 @@ def _make_row(data_dir: Path, mail: IncomingMail, now: datetime) -> dict[str, An
 
 def _write_spool_file(data_dir: Path, raw: bytes) -> Path:
     folder = data_dir / "spool" / datetime.now(UTC).strftime("%Y%m%d")
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        # The new folder's own entry must be durable too.
+        _fsync_folder(folder.parent)
     final = folder / f"{uuid.uuid4().hex}.eml"
     temporary = final.with_suffix(".tmp")
     with open(temporary, "wb") as handle:

@@ -71,8 +71,9 @@ def _case_by_message_id(session: Session, message_ids: list[str]) -> Case | None
     rows = session.exec(
         select(ThreadMessage.message_id, ThreadMessage.case_id)
         .where(col(ThreadMessage.message_id).in_(message_ids))
-        .order_by(col(ThreadMessage.id).desc())
+        .order_by(col(ThreadMessage.id))
     ).all()
+    # The oldest mapping wins: the first case to know a Message-ID keeps it.
     case_of_id: dict[str, int] = {}
     for message_id, case_id in rows:
         case_of_id.setdefault(message_id, case_id)

@@ -622,3 +622,20 @@ def test_control_characters_removed_from_address() -> None:
     )
     assert message.sender is not None
     assert message.sender.email == "xy@kunde.example.org"
+
+
+def test_encoded_name_cannot_pose_as_sender() -> None:
+    raw = (
+        b"From: =?utf-8?q?x:<agent@staff.example.com>?= <eve@kunde.example.org>\r\n"
+        b"Subject: s\r\n\r\nb\r\n"
+    )
+    message = parse_message(raw)
+    assert message.sender is not None
+    assert message.sender.email == "eve@kunde.example.org"
+
+
+def test_encoded_name_with_colon_decoded() -> None:
+    raw = b"From: =?utf-8?q?M=C3=BCller:_Support?= <m@kunde.example.org>\r\n\r\nb\r\n"
+    message = parse_message(raw)
+    assert message.sender is not None
+    assert message.sender.name == "Müller: Support"
