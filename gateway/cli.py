@@ -182,13 +182,32 @@ def ingest(
             _hand_to_broker(enqueue, inbound_id)
             outcome = Outcome(inbound_id, InboundState.RECEIVED.value)
         else:
-            outcome = process_inbound(runtime, inbound_id)
+            outcome = _process_stored(runtime, inbound_id)
         if as_json:
             _print_json(outcome_view(outcome))
         else:
             typer.echo(_describe_outcome(name, outcome))
     if unreadable:
         sys.exit(EX_NOINPUT)
+
+
+def _process_stored(runtime: Runtime, inbound_id: int) -> Outcome:
+    """Process a stored mail; if even its failure cannot be recorded, leave it.
+
+    The mail is stored already, so the command must still exit 0: the sweep
+    of gateway serve processes it later.
+    """
+    try:
+        return process_inbound(runtime, inbound_id)
+    except Exception as exc:
+        typer.echo(
+            f"warning: mail {inbound_id} is stored, but processing it failed ({exc}); "
+            "the sweep of gateway serve processes it later",
+            err=True,
+        )
+        return Outcome(
+            inbound_id, InboundState.RECEIVED.value, reason="processing deferred"
+        )
 
 
 def _hand_to_broker(enqueue: Callable[[int], None], inbound_id: int) -> None:

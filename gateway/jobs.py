@@ -38,6 +38,7 @@ QUEUE_NAME = "gateway"
 # a result, so the immediate send and the sweep do not both queue it.
 REQUEUE_AFTER = timedelta(seconds=30)
 SWEEP_BATCH = 500
+EVERYTHING_HORIZON = timedelta(days=1)
 # Redis broker: a worker without a heartbeat for 15 s counts as dead, and 5%
 # of broker commands check for dead workers. The messages of a killed worker
 # are then redelivered within seconds, where dramatiq's defaults (60 s,
@@ -127,7 +128,9 @@ def sweep(
     queued more than REQUEUE_AFTER ago, or never, is queued again.
     """
     now = now or utcnow()
-    cutoff = now if everything else now - REQUEUE_AFTER
+    # "everything" also takes rows that a worker held off for a while: at
+    # startup no worker of this process holds them any more.
+    cutoff = now + EVERYTHING_HORIZON if everything else now - REQUEUE_AFTER
     inbound_ids = _claim_inbound(runtime, cutoff, now)
     for inbound_id in inbound_ids:
         enqueue_inbound(inbound_id)

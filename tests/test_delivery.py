@@ -13,11 +13,18 @@ from sqlmodel import Session
 
 from gateway.config import load_settings
 from gateway.db import session_scope
+from gateway.errors import DeliveryError
 from gateway.inbound.process import process_inbound
 from gateway.inbound.spool import IncomingMail, store_mails
 from gateway.jobs import configure, sweep
 from gateway.models import OutboundMessage, utcnow
-from gateway.outbound.delivery import claim, deliver_outbound, retry_delay
+from gateway.outbound.delivery import (
+    _record_failure,
+    claim,
+    deliver_outbound,
+    lease_seconds,
+    retry_delay,
+)
 from gateway.runtime import Runtime
 from tests.conftest import Sink, build_mail, free_port, make_env
 
@@ -133,8 +140,8 @@ def test_lease_keeps_second_sender_out(tmp_path: Path, sink: Sink) -> None:
     runtime = runtime_for(tmp_path, sink.port)
     outbound_id = queue_confirmation(runtime)
     now = utcnow()
-    assert claim(runtime, outbound_id, now) is True
-    assert claim(runtime, outbound_id, now) is False
+    assert claim(runtime, outbound_id, now) is not None
+    assert claim(runtime, outbound_id, now) is None
     assert deliver_outbound(runtime, outbound_id) == "skipped"
 
 
@@ -166,3 +173,25 @@ def test_sweep_queues_retry_once_due(tmp_path: Path, refusing_relay: tuple) -> N
     due = row(runtime, outbound_id).next_attempt_at
     assert sweep(runtime, now=due - timedelta(milliseconds=100)) == (0, 0)
     assert sweep(runtime, now=due + timedelta(milliseconds=100)) == (0, 1)
+
+
+def test_lease_covers_slowest_delivery() -> None:
+    assert lease_seconds(30.0, 1) == 330.0
+    assert lease_seconds(30.0, 40) >= 30.0 * 48
+    assert lease_seconds(1.0, 1) == 300
+
+
+def test_late_failure_after_lost_lease_keeps_sent(tmp_path: Path, sink: Sink) -> None:
+    runtime = runtime_for(tmp_path, sink.port)
+    outbound_id = queue_confirmation(runtime)
+    stale = claim(runtime, outbound_id, utcnow())
+    assert stale is not None
+    with session_scope(runtime.engine) as session:
+        taken = session.get(OutboundMessage, outbound_id)
+        assert taken is not None
+        taken.lease_until = None
+        session.add(taken)
+    assert deliver_outbound(runtime, outbound_id) == "sent"
+    error = DeliveryError("relay 127.0.0.1 timed out", permanent=True)
+    assert _record_failure(runtime, outbound_id, stale, error) == "sent"
+    assert row(runtime, outbound_id).status == "sent"

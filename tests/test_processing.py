@@ -365,3 +365,15 @@ def test_unreadable_structure_is_malformed(runtime: Runtime) -> None:
     outcome = ingest(runtime, nested)
     assert outcome.state == "unmatched"
     assert outcome.reason == "malformed"
+
+
+def test_large_mail_held_off_from_sweep(runtime: Runtime) -> None:
+    from datetime import timedelta
+
+    raw = build_mail(body="Anhang folgt.\n" + "x" * (300 * 1024))
+    outcome = ingest(runtime, raw)
+    with Session(runtime.engine) as session:
+        row = session.get(InboundMessage, outcome.inbound_id)
+        assert row is not None
+        assert row.enqueued_at is not None
+        assert row.enqueued_at > row.received_at + timedelta(minutes=5)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from gateway.cases import NewComment, add_comment, find_or_create_contact, open_case
 from gateway.db import read_only, session_scope
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 
 NO_SUBJECT = "(no subject)"
 MAX_STORED_SUBJECT = 255
+# Mails above this size may take seconds to parse; the sweep leaves them to
+# the worker that took them for SLOW_MAIL_GRACE.
+SLOW_MAIL_BYTES = 256 * 1024
+SLOW_MAIL_GRACE = timedelta(minutes=10)
 MAX_STORED_ERROR = 2000
 # A first mail's To and Cc addresses follow the case. More than this many is
 # not a colleague list but a mass mailing, and the confirmation to all of
@@ -101,6 +107,8 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
         if row is None:
             raise InboundNotFound(f"inbound message {inbound_id} not found")
         raw = load_raw(row)
+    if row.state not in FINAL_INBOUND_STATES and row.size > SLOW_MAIL_BYTES:
+        _hold_off_sweep(runtime, inbound_id)
     parsed = parse_message(raw)
     new_text = extract_reply(parsed)
     if row.state in FINAL_INBOUND_STATES:
@@ -132,6 +140,20 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
         parsed.message_id,
     )
     return outcome
+
+
+def _hold_off_sweep(runtime: Runtime, inbound_id: int) -> None:
+    """Keep the periodic sweep from handing a large mail to a second worker.
+
+    Parsing a mail of several MiB can take longer than the sweep's requeue
+    grace; without this, every worker thread would end up parsing it.
+    """
+    with session_scope(runtime.engine) as session:
+        session.execute(
+            update(InboundMessage)
+            .where(col(InboundMessage.id) == inbound_id)
+            .values(enqueued_at=utcnow() + SLOW_MAIL_GRACE)
+        )
 
 
 def dedup_key_of(message: ParsedMessage, raw: bytes) -> str:
