@@ -128,8 +128,8 @@ def sweep(
     queued more than REQUEUE_AFTER ago, or never, is queued again.
     """
     now = now or utcnow()
-    # "everything" also takes rows that a worker held off for a while: at
-    # startup no worker of this process holds them any more.
+    # "everything" also takes rows that a worker held off for a while,
+    # because at startup no worker of this process is working on them.
     cutoff = now + EVERYTHING_HORIZON if everything else now - REQUEUE_AFTER
     inbound_ids = _claim_inbound(runtime, cutoff, now)
     for inbound_id in inbound_ids:

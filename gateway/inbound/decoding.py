@@ -70,11 +70,11 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _WHITESPACE_ONLY = re.compile(r"[ \t\r\n]*")
 
 
-def decode_iso2022jp_as_cp932(data: bytes) -> str:
+def _decode_iso2022jp_as_cp932(data: bytes) -> str:
     """Decode ISO-2022-JP with the CP932 extensions (Microsoft's CP50220 family).
 
     Each JIS X 0208 pair is converted to its Shift_JIS bytes, then the whole
-    is decoded as CP932, which knows the extension rows. Raises
+    is decoded as CP932, which includes the extension rows. Raises
     UnicodeDecodeError for bytes that are not ISO-2022-JP.
     """
     converted = bytearray()
@@ -169,7 +169,7 @@ def decode_bytes(
             continue
         try:
             if candidate == ISO2022JP_AS_CP932:
-                text = decode_iso2022jp_as_cp932(data)
+                text = _decode_iso2022jp_as_cp932(data)
             else:
                 text = data.decode(candidate)
         except UnicodeDecodeError:

@@ -227,7 +227,8 @@ def _apply(
     sender = parsed.sender
     if sender is None or not sender.email:
         outcome.state = InboundState.UNMATCHED.value
-        # A mail the parser could not read has no sender either; say which.
+        # A mail the parser could not read has no sender either, so the
+        # reason tells the two apart.
         outcome.reason = "malformed" if parsed.defects else "no_sender"
         row.error = "; ".join(parsed.defects)[:MAX_STORED_ERROR]
         return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)

@@ -159,8 +159,8 @@ def _record_failure(
         row = session.get(OutboundMessage, outbound_id)
         assert row is not None
         if row.lease_until != lease:
-            # Another worker holds the row now and may have sent it; its
-            # result, not this late failure, is the one to keep.
+            # Another worker has the lease now and may have sent the mail.
+            # Its result, not this late failure, is the one to keep.
             log.warning(
                 "late delivery failure ignored, lease lost outbound_id=%d error=%s",
                 outbound_id,

@@ -23,8 +23,8 @@ BODY_TOKEN = "body_token"
 REFERENCES = "references"
 NEW = "new"
 # Bounds on the lookups one message can cause. A reply carries one or two
-# tokens and a References chain of a few dozen ids; hostile mail can carry
-# hundreds of thousands, which must not mean as many queries.
+# tokens and a References chain of a few dozen ids. Hostile mail can carry
+# hundreds of thousands, and that must not mean as many queries.
 MAX_TOKENS_PER_TEXT = 20
 MAX_REFERENCES = 100
 
