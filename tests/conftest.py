@@ -147,6 +147,7 @@ class GatewayEnv:
     config: Path
     smtp_port: int
     store_url: str
+    namespace: str
 
     def run(
         self,
@@ -195,6 +196,7 @@ def make_env(
     data_dir = folder / "store"
     store_url = store_url or f"sqlite:///{data_dir}/gateway.db"
     smtp_port = free_port()
+    namespace = f"gateway-test-{uuid.uuid4().hex[:8]}"
     config = folder / "config.toml"
     config.write_text(
         CONFIG_TEMPLATE.format(
@@ -210,11 +212,11 @@ def make_env(
             relay_host="127.0.0.1" if relay_port else "",
             relay_port=relay_port or 25,
             broker_url=broker_url,
-            namespace=f"gateway-test-{uuid.uuid4().hex[:8]}",
+            namespace=namespace,
             threads=threads,
         )
     )
-    return GatewayEnv(folder, config, smtp_port, store_url)
+    return GatewayEnv(folder, config, smtp_port, store_url, namespace)
 
 
 @pytest.fixture
@@ -324,16 +326,19 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url() -> Iterator[str]:
+    """The Redis server's URL; the test namespaces' keys are deleted afterwards."""
     import redis
 
     try:
         client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
         client.ping()
-        client.close()
     except redis.RedisError as exc:
         missing_service(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    return REDIS_URL
+    yield REDIS_URL
+    for key in client.scan_iter(match="gateway-test-*"):
+        client.delete(key)
+    client.close()
 
 
 def build_mail(

@@ -124,8 +124,10 @@ def test_mail_to_case_and_back_embedded(
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_mail_to_case_and_back_postgres_redis(
-    tmp_path: Path, sink: Sink, serve_stopper: list, postgres_url: str, redis_url: str
+    tmp_path: Path, postgres_url: str, redis_url: str, sink: Sink, serve_stopper: list
 ) -> None:
+    # The servers' fixtures come first, so their clean-up runs after the
+    # processes that use them have stopped.
     env = make_env(
         tmp_path / "gw",
         relay_port=sink.port,
