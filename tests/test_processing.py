@@ -377,3 +377,30 @@ def test_large_mail_held_off_from_sweep(runtime: Runtime) -> None:
         assert row is not None
         assert row.enqueued_at is not None
         assert row.enqueued_at > row.received_at + timedelta(minutes=5)
+
+
+def test_attachment_stored_by_digest(runtime: Runtime) -> None:
+    from email.message import EmailMessage
+
+    from gateway.attachments import attachment_path
+    from gateway.models import Attachment
+
+    mail = EmailMessage()
+    mail["From"] = "Erika <erika@kunde.example.org>"
+    mail["To"] = SUPPORT
+    mail["Subject"] = "Protokoll anbei"
+    mail["Message-ID"] = "<att-1@kunde.example.org>"
+    mail.set_content("Siehe Anhang.\n")
+    mail.add_attachment(
+        b"Fehler 0815 um 10:15\n",
+        maintype="text",
+        subtype="plain",
+        filename="fehler.log",
+    )
+    outcome = ingest(runtime, mail.as_bytes())
+    with Session(runtime.engine) as session:
+        [stored] = session.exec(select(Attachment)).all()
+    assert outcome.state == "processed"
+    assert stored.filename == "fehler.log"
+    path = attachment_path(runtime.settings.store.data_dir, stored.sha256)
+    assert path.read_bytes() == b"Fehler 0815 um 10:15\n"

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gateway.attachments import store_attachment
 from gateway.cases import NewComment, add_comment, find_or_create_contact, open_case
 from gateway.db import read_only, session_scope
 from gateway.inbound.classify import classify
@@ -114,6 +115,13 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
     if row.state in FINAL_INBOUND_STATES:
         return outcome_of(row, parsed, new_text, runtime)
     dedup_key = dedup_key_of(parsed, raw)
+    # Attachment files are content-addressed, so writing them before the
+    # transaction is safe even if it rolls back, and keeps the fsyncs of
+    # many files out of the time the write lock is held.
+    for attachment in parsed.attachments:
+        store_attachment(
+            runtime.settings.store.data_dir, attachment.sha256, attachment.content
+        )
     for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
         try:
             with session_scope(runtime.engine) as session:
