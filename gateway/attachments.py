@@ -14,7 +14,7 @@ def store_attachment(data_dir: Path, sha256: str, content: bytes) -> Path:
     """Write ``content`` under its digest unless a file is there already.
 
     The file is fsync'd before the rename, so a path that exists always
-    holds the whole content.
+    contains the whole content.
     """
     final = attachment_path(data_dir, sha256)
     if final.exists():

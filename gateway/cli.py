@@ -31,12 +31,12 @@ from gateway.inbound.process import Outcome, process_inbound
 from gateway.inbound.spool import IncomingMail, store_mails
 from gateway.logs import setup_logging
 from gateway.models import (
-    CASE_NUMBER_DIGITS,
     AuthorKind,
     Case,
     InboundMessage,
     InboundState,
     OutboundMessage,
+    case_number,
 )
 from gateway.outbound.outbox import Notification, queue_notification
 from gateway.runtime import Runtime, load_runtime
@@ -319,8 +319,7 @@ def outbox(as_json: JsonOption = False, config: ConfigOption = None) -> None:
         rows = session.exec(
             select(OutboundMessage).order_by(col(OutboundMessage.id))
         ).all()
-        numbers = {case.id: case.number for case in session.exec(select(Case)).all()}
-        views = [outbound_view(row, numbers.get(row.case_id)) for row in rows]
+        views = [outbound_view(row, case_number(row.case_id)) for row in rows]
     if as_json:
         _print_json(views)
         return
@@ -360,9 +359,7 @@ def inbound(
         if state is not None:
             query = query.where(InboundMessage.state == state)
         rows = session.exec(query).all()
-        case_ids = {row.case_id for row in rows if row.case_id is not None}
-        numbers = {case_id: f"{case_id:0{CASE_NUMBER_DIGITS}d}" for case_id in case_ids}
-        views = [inbound_view(row, numbers.get(row.case_id or 0)) for row in rows]
+        views = [inbound_view(row, case_number(row.case_id)) for row in rows]
     if as_json:
         _print_json(views)
         return

@@ -23,7 +23,7 @@ from gateway.threading.tokens import is_token
 
 
 class ImportFileInvalid(InvalidInput):
-    """The import file does not have the documented shape; the message says where."""
+    """The import file does not have the documented shape; the message names where."""
 
 
 def read_import_file(path: Path) -> list[dict[str, Any]]:

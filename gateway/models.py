@@ -9,9 +9,13 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
+
+# Times are stored in UTC and shown to people in the desk's time zone.
+DISPLAY_ZONE = ZoneInfo("Europe/Berlin")
 
 
 def utcnow() -> datetime:
@@ -132,6 +136,11 @@ class Contact(SQLModel, table=True):
 CASE_NUMBER_DIGITS = 8
 
 
+def case_number(case_id: int | None) -> str | None:
+    """Return the number shown for the case with row id ``case_id`` (``00000042``)."""
+    return None if case_id is None else f"{case_id:0{CASE_NUMBER_DIGITS}d}"
+
+
 class Case(SQLModel, table=True):
     """A support case.
 
@@ -168,7 +177,7 @@ class Case(SQLModel, table=True):
     @property
     def number(self) -> str:
         """The case number shown to people, e.g. ``00000042``; empty before flush."""
-        return f"{self.id:0{CASE_NUMBER_DIGITS}d}" if self.id is not None else ""
+        return case_number(self.id) or ""
 
 
 class Comment(SQLModel, table=True):
@@ -204,7 +213,7 @@ class InboundMessage(SQLModel, table=True):
     """A received mail, stored raw before it is acknowledged.
 
     ``raw`` contains the bytes unless ``spool_path`` names a file in the spool.
-    ``dedup_key`` identifies the message across deliveries; ``first_key`` is
+    ``dedup_key`` identifies the message across deliveries. ``first_key`` is
     set to it only on the first message that ended with that key, so the
     unique index makes a second copy a duplicate even under concurrency.
     """

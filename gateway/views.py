@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
@@ -17,6 +16,7 @@ from gateway.config import Settings
 from gateway.inbound.parse import Address, ParsedAttachment, ParsedMessage
 from gateway.inbound.process import Outcome
 from gateway.models import (
+    DISPLAY_ZONE,
     Account,
     Attachment,
     Case,
@@ -25,8 +25,6 @@ from gateway.models import (
     InboundMessage,
     OutboundMessage,
 )
-
-DISPLAY_ZONE = ZoneInfo("Europe/Berlin")
 
 
 def timestamp(value: datetime | None) -> str | None:

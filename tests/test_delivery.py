@@ -30,7 +30,7 @@ from tests.conftest import Sink, build_mail, free_port, make_env
 
 
 class RefusingRelay:
-    """A relay that answers every DATA with one fixed reply."""
+    """A relay that replies to every DATA with one fixed reply."""
 
     def __init__(self, reply: str) -> None:
         self.reply = reply

@@ -14,7 +14,7 @@ from gateway.inbound.parse import ParsedMessage
 
 GATEWAY_HEADER = "X-Case-Gateway"
 # Precedence values of list and bulk mail (RFC 3834 section 2: do not
-# answer them automatically). Such mail may still be a person's, so it is
+# reply to them automatically). Such mail may still be a person's, so it is
 # held for an admin rather than dropped.
 BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 AUTOMATIC_SUBJECT = re.compile(
@@ -32,7 +32,7 @@ DELIVERY_FAILURE_SUBJECT = re.compile(
 
 @dataclass(frozen=True)
 class Classification:
-    """Why a message is not handled as a person's mail; empty ``reason`` if it is.
+    """The verdict on a message: the reason it is machine mail, empty for a person's.
 
     ``state`` is the inbound state it ends in: ``ignored`` for machine mail,
     ``unmatched`` for mail held for an admin.
@@ -70,8 +70,8 @@ def classify(
     precedence = (message.header("Precedence") or "").strip().lower()
     if precedence in BULK_PRECEDENCE:
         return Classification("bulk", f"Precedence: {precedence}", state="unmatched")
-    # RFC 3834 asks automatic responders to send with a null reverse path,
-    # so a null path without the signs of an auto-reply is a bounce.
+    # RFC 3834 recommends that automatic responders send with a null reverse
+    # path, so a null path without the signs of an auto-reply is a bounce.
     if envelope_sender is not None and envelope_sender.strip() in ("", "<>"):
         return Classification("bounce", "null reverse path")
     return PERSON

@@ -10,8 +10,8 @@ The rules work line by line on plain text:
   ("From:/Sent:/To:/Subject:" in several languages) or a separator
   ("-----Original Message-----", a line of underscores) starts the old mail:
   everything from there on is cut.
-- A forwarded mail is kept whole, because its content is what the sender
-  asks about; only the forwarder's own signature above it is removed.
+- A forwarded mail is kept whole, because the sender's request is
+  about its content. Only the forwarder's own signature above it is removed.
 - A "-- " signature, and "Sent from my iPhone" and similar lines at the end,
   are removed.
 

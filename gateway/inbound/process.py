@@ -34,6 +34,7 @@ from gateway.models import (
     InboundState,
     ThreadMessage,
     ThreadSource,
+    case_number,
     utcnow,
 )
 from gateway.outbound.outbox import Notification, queue_notification
@@ -113,7 +114,7 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
     parsed = parse_message(raw)
     new_text = extract_reply(parsed)
     if row.state in FINAL_INBOUND_STATES:
-        return outcome_of(row, parsed, new_text, runtime)
+        return outcome_of(row, parsed, new_text)
     dedup_key = dedup_key_of(parsed, raw)
     # Attachment files are content-addressed, so writing them before the
     # transaction is safe even if it rolls back, and keeps the fsyncs of
@@ -122,20 +123,8 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
         store_attachment(
             runtime.settings.store.data_dir, attachment.sha256, attachment.content
         )
-    for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
-        try:
-            with session_scope(runtime.engine) as session:
-                locked = session.get(InboundMessage, inbound_id, with_for_update=True)
-                assert locked is not None
-                if locked.state in FINAL_INBOUND_STATES:
-                    outcome = outcome_of(locked, parsed, new_text, runtime, session)
-                    break
-                outcome = _apply(session, runtime, locked, parsed, new_text, dedup_key)
-            break
-        except IntegrityError:
-            if attempt == MAX_TRANSACTION_TRIES:
-                raise
-            log.info("retrying after a concurrent commit inbound_id=%d", inbound_id)
+    outcome = _apply_in_transaction(runtime, inbound_id, parsed, new_text, dedup_key)
+
     if outcome.queued_outbound:
         runtime.outbound_queued(outcome.queued_outbound)
     log.info(
@@ -148,6 +137,33 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
         parsed.message_id,
     )
     return outcome
+
+
+def _apply_in_transaction(
+    runtime: Runtime,
+    inbound_id: int,
+    parsed: ParsedMessage,
+    new_text: str,
+    dedup_key: str,
+) -> Outcome:
+    """Apply the parsed message in one transaction on the locked inbound row.
+
+    A row another worker finished meanwhile keeps its outcome. A unique-key
+    conflict (a copy committed concurrently) is tried again.
+    """
+    for attempt in range(1, MAX_TRANSACTION_TRIES + 1):
+        try:
+            with session_scope(runtime.engine) as session:
+                locked = session.get(InboundMessage, inbound_id, with_for_update=True)
+                assert locked is not None
+                if locked.state in FINAL_INBOUND_STATES:
+                    return outcome_of(locked, parsed, new_text)
+                return _apply(session, runtime, locked, parsed, new_text, dedup_key)
+        except IntegrityError:
+            if attempt == MAX_TRANSACTION_TRIES:
+                raise
+            log.info("retrying after a concurrent commit inbound_id=%d", inbound_id)
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _hold_off_sweep(runtime: Runtime, inbound_id: int) -> None:
@@ -215,8 +231,7 @@ def _apply(
         row.duplicate_of_id = first.id
         row.case_id = first.case_id
         row.comment_id = first.comment_id
-        first_case = session.get(Case, first.case_id) if first.case_id else None
-        outcome.case_number = first_case.number if first_case else None
+        outcome.case_number = case_number(first.case_id)
         outcome.comment_id = first.comment_id
         return _finish(session, row, outcome, parsed, dedup_key, first_key=None)
 
@@ -236,7 +251,7 @@ def _apply(
     if sender is None or not sender.email:
         outcome.state = InboundState.UNMATCHED.value
         # A mail the parser could not read has no sender either, so the
-        # reason tells the two apart.
+        # reason distinguishes the two.
         outcome.reason = "malformed" if parsed.defects else "no_sender"
         row.error = "; ".join(parsed.defects)[:MAX_STORED_ERROR]
         return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
@@ -379,29 +394,14 @@ def envelope_sender(row: InboundMessage, parsed: ParsedMessage) -> str | None:
     return None
 
 
-def outcome_of(
-    row: InboundMessage,
-    parsed: ParsedMessage,
-    new_text: str,
-    runtime: Runtime,
-    session: Session | None = None,
-) -> Outcome:
+def outcome_of(row: InboundMessage, parsed: ParsedMessage, new_text: str) -> Outcome:
     """Return the outcome already recorded on a finished row."""
-    number = None
-    if row.case_id is not None:
-        if session is None:
-            with Session(runtime.engine) as fresh:
-                case = fresh.get(Case, row.case_id)
-                number = case.number if case else None
-        else:
-            case = session.get(Case, row.case_id)
-            number = case.number if case else None
     return Outcome(
         row.id or 0,
         row.state,
         reason=row.reason
         or (f"error: {row.error}" if row.error and row.state == "failed" else ""),
-        case_number=number,
+        case_number=case_number(row.case_id),
         comment_id=row.comment_id,
         matched_by=row.matched_by,
         message=parsed,

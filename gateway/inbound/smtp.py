@@ -2,7 +2,7 @@
 
 Replies:
 - 550 5.1.1 at RCPT for an address that is not a support address;
-- 552 for a mail over ``[smtp] max_message_size`` (aiosmtpd answers at MAIL
+- 552 for a mail over ``[smtp] max_message_size`` (aiosmtpd rejects at MAIL
   FROM when the client declares SIZE, after DATA otherwise);
 - 250 only after the raw mail is committed to the store;
 - 451 4.3.0 when storing failed, so the client keeps the mail and retries.

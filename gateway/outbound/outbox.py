@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from gateway.config import Settings
 from gateway.inbound.classify import GATEWAY_HEADER
 from gateway.models import (
+    DISPLAY_ZONE,
     Case,
     Comment,
     Contact,
@@ -30,7 +30,6 @@ from gateway.outbound.render import RenderedMail, TemplateRenderer
 
 log = logging.getLogger(__name__)
 
-DISPLAY_ZONE = ZoneInfo("Europe/Berlin")
 DISPLAY_TIME_FORMATS = {"de": "%d.%m.%Y %H:%M %Z", "en": "%Y-%m-%d %H:%M %Z"}
 
 
