@@ -196,7 +196,7 @@ def make_env(
     data_dir = folder / "store"
     store_url = store_url or f"sqlite:///{data_dir}/gateway.db"
     smtp_port = free_port()
-    namespace = f"gateway-test-{uuid.uuid4().hex[:8]}"
+    namespace = f"{redis_namespace_prefix()}{uuid.uuid4().hex[:8]}"
     config = folder / "config.toml"
     config.write_text(
         CONFIG_TEMPLATE.format(
@@ -305,6 +305,11 @@ class WorkerProcess:
         self._log.close()
 
 
+def redis_namespace_prefix() -> str:
+    """Redis key prefix of this test process, so parallel runs keep their keys."""
+    return f"gateway-test-{os.getpid()}-"
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
@@ -327,7 +332,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """The Redis server's URL; the test namespaces' keys are deleted afterwards."""
+    """The Redis server's URL; this run's namespaced keys are deleted afterwards."""
     import redis
 
     try:
@@ -336,7 +341,7 @@ def redis_url() -> Iterator[str]:
     except redis.RedisError as exc:
         missing_service(f"Redis at {REDIS_URL} is not reachable: {exc}")
     yield REDIS_URL
-    for key in client.scan_iter(match="gateway-test-*"):
+    for key in client.scan_iter(match=f"{redis_namespace_prefix()}*"):
         client.delete(key)
     client.close()
 
