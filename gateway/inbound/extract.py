@@ -5,7 +5,8 @@ The rules work line by line on plain text:
 - An attribution ("On <date>, <name> wrote:", "Am <date> schrieb <name>:" and
   the like in other languages, wrapped over up to five lines) that introduces
   a ">" quote is dropped together with the quoted lines. The text after the
-  quote is kept, so bottom-posted and inline replies survive.
+  quote is kept, so bottom-posted replies survive. When the writer answered
+  between quoted lines, the quotes above each answer stay with it.
 - An attribution followed by unquoted text, an Outlook header block
   ("From:/Sent:/To:/Subject:" in several languages) or a separator
   ("-----Original Message-----", a line of underscores) starts the old mail:
@@ -165,7 +166,7 @@ def _extract_text(text: str, forward: bool) -> str:
     if forward or (split is not None and split[1] == "forward"):
         result = _keep_forward(lines, split[0] if split else None)
     else:
-        result = _finish(_strip_signature(_remove_quoted(lines)))
+        result = _finish(_drop_quotes(_strip_signature(_remove_quoted(lines))))
     return result or _finish(lines)
 
 
@@ -224,11 +225,13 @@ def _keep_forward(lines: list[str], marker: int | None) -> str:
 
 
 def _remove_quoted(lines: list[str]) -> list[str]:
+    """Drop attributions and the old mail after a cut; keep ">" lines for now."""
     new_lines: list[str] = []
     index = 0
     while index < len(lines):
         line = lines[index]
         if _is_quoted(line):
+            new_lines.append(line)
             index += 1
             continue
         end = _attribution_end(lines, index)
@@ -250,6 +253,40 @@ def _remove_quoted(lines: list[str]) -> list[str]:
         new_lines.append(line)
         index += 1
     return new_lines
+
+
+def _drop_quotes(lines: list[str]) -> list[str]:
+    """Remove ">" quotes, except those that inline answers refer to.
+
+    A quote with new text both before and after it means the writer answered
+    between the quoted lines; then every quote followed by new text is kept,
+    because the answers below it make no sense without it. Quotes after the
+    last new text, and all quotes of a top- or bottom-posted reply, go.
+    """
+    blocks: list[tuple[bool, list[str]]] = []
+    for line in lines:
+        if not line.strip():
+            if blocks:
+                blocks[-1][1].append(line)
+            continue
+        quoted = _is_quoted(line)
+        if blocks and blocks[-1][0] == quoted:
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((quoted, [line]))
+    new_indexes = [index for index, (quoted, _) in enumerate(blocks) if not quoted]
+    if not new_indexes:
+        return []
+    first_new, last_new = new_indexes[0], new_indexes[-1]
+    inline = any(
+        quoted and first_new < index < last_new
+        for index, (quoted, _) in enumerate(blocks)
+    )
+    kept: list[str] = []
+    for index, (quoted, block) in enumerate(blocks):
+        if not quoted or (inline and index < last_new):
+            kept.extend(block)
+    return kept
 
 
 def _bare_attribution_before_quote(lines: list[str], index: int) -> bool:
@@ -348,7 +385,11 @@ def _strip_signature(lines: list[str]) -> list[str]:
             return lines[:index]
     # Only a line among the last few non-blank ones can have few enough lines
     # after it, so only those are tried: the scan stays linear.
-    nonblank = [index for index, line in enumerate(lines) if line.strip()]
+    nonblank = [
+        index
+        for index, line in enumerate(lines)
+        if line.strip() and not _is_quoted(line)
+    ]
     for index in nonblank[-(_MAX_LINES_AFTER_MOBILE_SIGNATURE + 1) :]:
         if _MOBILE_SIGNATURE.match(lines[index].strip()) and _only_short_lines_after(
             lines, index

@@ -180,15 +180,48 @@ def test_quoted_lines_removed() -> None:
     assert extract_new_text(text) == "No, it did not."
 
 
-def test_inline_answers_kept_between_quotes() -> None:
+def test_inline_answers_keep_the_questions_they_answer() -> None:
     text = (
         "On Tue, Dec 3, 2024 at 10:15 AM Support <support@example.com> wrote:\n"
         "> Which model do you have?\n"
         "LaserJet 4000\n\n"
         "> Since when does it fail?\n"
-        "Since Monday.\n"
+        "Since Monday.\n\n"
+        "> Kind regards, your support team\n"
+        "> ref_00DEx4mPl_aB3dE5gH7j:ref\n"
     )
-    assert extract_new_text(text) == "LaserJet 4000\n\nSince Monday."
+    assert extract_new_text(text) == (
+        "> Which model do you have?\n"
+        "LaserJet 4000\n\n"
+        "> Since when does it fail?\n"
+        "Since Monday."
+    )
+
+
+def test_answer_between_quotes_of_an_embedded_mail() -> None:
+    text = (
+        "See my notes below.\n"
+        "On Tue, 2024-12-03 at 10:15 +0100, Lena Berger wrote:\n"
+        "> The export stops at 80 percent.\n\n"
+        "That happens with files over 2 GB.\n\n"
+        "LB>\n"
+        "LB> The log is attached.\n"
+    )
+    assert extract_new_text(text) == (
+        "See my notes below.\n"
+        "> The export stops at 80 percent.\n\n"
+        "That happens with files over 2 GB."
+    )
+
+
+def test_quote_followed_only_by_a_signature_goes() -> None:
+    text = (
+        "Thanks, that fixed it.\n\n"
+        "On Tue, Dec 3, 2024 at 10:15 AM Support <support@example.com> wrote:\n"
+        "> Please restart the service.\n\n"
+        "Sent from my iPhone\n"
+    )
+    assert extract_new_text(text) == "Thanks, that fixed it."
 
 
 def test_bottom_posted_reply_kept() -> None:
