@@ -8,6 +8,8 @@ import binascii
 import codecs
 import re
 
+from charset_normalizer import from_bytes
+
 #: Charsets tried, in order, when the declared one is unknown or does not fit
 #: the bytes. cp1252 is a superset of the printable part of latin-1, and
 #: latin-1 decodes every byte, so the chain always ends with text.
@@ -64,6 +66,30 @@ _ISO2022JP_MODES = {
     b"\x1b$B": "jis",
     b"\x1b(I": "katakana",
 }
+# Single-byte charsets that webmail and scripts often write on UTF-8 text.
+# Valid multi-byte UTF-8 almost never arises by chance from them, so such
+# bytes are read as UTF-8.
+_OFTEN_MISLABELLED = frozenset(
+    {"cp1252", "iso8859_15", "iso8859_2", "cp1250", "mac_roman"}
+)
+#: The charset detector reads at most this many bytes.
+DETECTOR_SAMPLE_BYTES = 64 * 1024
+# The detector's guesses are trusted only for these scripts. For Latin text it
+# often picks a Baltic or Central European code page where cp1252 is right.
+_DETECTABLE_ALPHABETS = frozenset(
+    {
+        "Cyrillic",
+        "Greek and Coptic",
+        "Hebrew",
+        "Arabic",
+        "Thai",
+        "CJK Unified Ideographs",
+        "Hiragana",
+        "Katakana",
+        "Hangul Syllables",
+    }
+)
+_MAX_DETECTOR_CHAOS = 0.1
 _NON_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
@@ -142,7 +168,11 @@ def decode_bytes(
     - a superset of the declared charset;
     - the declared charset with replacement characters, so that CJK text with a
       few vendor-specific characters keeps its script;
+    - a charset detector, whose guess is taken only for non-Latin scripts;
     - cp1252, then latin-1.
+
+    Bytes labelled with a Western single-byte charset that are valid UTF-8
+    with non-ASCII characters are read as UTF-8.
 
     ``item`` names the decoded item in defect messages ("body", "header
     Subject"). A missing charset is not a defect: mail without one is common and
@@ -152,13 +182,20 @@ def decode_bytes(
     problem = ""
     if codec is not None:
         try:
-            return data.decode(codec)
+            text = data.decode(codec)
         except UnicodeError:
             problem = f"bytes are not valid {charset}"
         except LookupError:
             # codecs.lookup accepts bytes-to-bytes codecs such as "base64".
             problem = f"charset {charset!r} is no text encoding"
             codec = None
+        else:
+            if codec in _OFTEN_MISLABELLED and not data.isascii():
+                utf8 = _decode_utf8(data)
+                if utf8 is not None:
+                    defects.append(f"{item}: labelled {charset}, decoded as utf-8")
+                    return utf8
+            return text
     elif charset is not None and charset.strip():
         problem = f"unknown charset {charset!r}"
 
@@ -185,6 +222,11 @@ def decode_bytes(
         else:
             defects.append(f"{item}: {problem}, undecodable bytes replaced")
             return text
+    detected = _detect(data)
+    if detected is not None:
+        encoding, text = detected
+        defects.append(f"{item}: {problem or 'no charset'}, detected as {encoding}")
+        return text
     for fallback in FALLBACK_CHARSETS:
         try:
             text = data.decode(fallback)
@@ -196,6 +238,28 @@ def decode_bytes(
     # Unreachable, because latin-1 decodes every byte. It is kept so that a
     # change to the fallback list can never make this function raise.
     return data.decode("latin-1", errors="replace")
+
+
+def _decode_utf8(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _detect(data: bytes) -> tuple[str, str] | None:
+    """Guess the charset of non-UTF-8 bytes in a non-Latin script, or None."""
+    if data.isascii():
+        return None
+    best = from_bytes(data[:DETECTOR_SAMPLE_BYTES]).best()
+    if best is None or best.chaos > _MAX_DETECTOR_CHAOS:
+        return None
+    if not _DETECTABLE_ALPHABETS.intersection(best.alphabets):
+        return None
+    try:
+        return best.encoding, data.decode(best.encoding)
+    except (UnicodeError, LookupError):
+        return None
 
 
 def decode_base64(data: bytes) -> tuple[bytes, bool]:

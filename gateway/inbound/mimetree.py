@@ -22,6 +22,7 @@ from gateway.inbound.mimepart import (
     serialize_body,
     subject_of,
 )
+from gateway.inbound.tnef import is_tnef, unpack_tnef
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class MimeCollector:
         #: Text of the first named text/plain part shown inline, the body of
         #: last resort for mail that has no unnamed text part.
         self.inline_named_text: str | None = None
+        #: Body found inside a winmail.dat container, for mail without another.
+        self.tnef_text: str | None = None
+        self.tnef_html: str | None = None
 
     def child(self) -> "MimeCollector":
         """Return an empty collector that shares this one's defects."""
@@ -128,7 +132,7 @@ def _walk_part(
         _add_attachment(part, collector, serialize_body(part, collector.linesep))
         return
     if maintype != "multipart":
-        _walk_leaf(part, collector, top_level)
+        _walk_leaf(part, collector, path, top_level)
         return
 
     payload = raw_payload(part)
@@ -155,7 +159,9 @@ def _walk_part(
             _walk(child, collector, f"{path}.{number}", depth + 1, top_level=False)
 
 
-def _walk_leaf(part: Message, collector: MimeCollector, top_level: bool) -> None:
+def _walk_leaf(
+    part: Message, collector: MimeCollector, path: str, top_level: bool
+) -> None:
     content_type = collector.content_type(part)
     disposition = part.get_content_disposition()
     # A filename marks a text part as an attachment, except on a single-part
@@ -167,7 +173,23 @@ def _walk_leaf(part: Message, collector: MimeCollector, top_level: bool) -> None
             return
         if content_type == "text/plain" and collector.inline_named_text is None:
             collector.inline_named_text = _decode_text(part, collector, "body")
-    _add_attachment(part, collector, part_bytes(part))
+    content = part_bytes(part)
+    if is_tnef(content_type, content) and _add_tnef_content(content, collector, path):
+        return
+    _add_attachment(part, collector, content)
+
+
+def _add_tnef_content(content: bytes, collector: MimeCollector, path: str) -> bool:
+    """Add the files inside a winmail.dat part; False if it stays packed."""
+    unpacked = unpack_tnef(content, collector.defects, f"part {path}")
+    if unpacked is None:
+        return False
+    collector.attachments.extend(unpacked.attachments)
+    if collector.tnef_text is None:
+        collector.tnef_text = unpacked.text
+    if collector.tnef_html is None:
+        collector.tnef_html = unpacked.html
+    return True
 
 
 def _walk_alternative(

@@ -149,6 +149,9 @@ def _parse(raw: bytes) -> ParsedMessage:
     text = collector.text()
     if not text.strip() and html is None and collector.inline_named_text:
         text = collector.inline_named_text
+    if not text.strip() and html is None:
+        text = collector.tnef_text or ""
+        html = collector.tnef_html
     text_from_html = False
     if html is not None and not text.strip():
         text = html_to_text(html)
