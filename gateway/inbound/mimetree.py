@@ -155,6 +155,11 @@ def _walk_part(
             _add_attachment(signature, collector, part_bytes(signature))
             _record_defects(signature, collector, f"{path}.{number}")
     else:
+        if subtype == "encrypted":
+            # The gateway holds no keys: the parts are kept as attachments.
+            collector.defects.append(
+                f"part {path}: encrypted content, kept as attachments unread"
+            )
         for number, child in enumerate(children, start=1):
             _walk(child, collector, f"{path}.{number}", depth + 1, top_level=False)
 

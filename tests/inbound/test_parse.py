@@ -639,3 +639,24 @@ def test_encoded_name_with_colon_decoded() -> None:
     message = parse_message(raw)
     assert message.sender is not None
     assert message.sender.name == "Müller: Support"
+
+
+def test_encrypted_mail_kept_as_attachments_with_defect() -> None:
+    raw = (
+        b"From: Ida Kern <ida.kern@example.org>\n"
+        b"To: support@example.com\n"
+        b"Subject: Vertraulich\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";'
+        b' boundary="e"\n\n'
+        b"--e\nContent-Type: application/pgp-encrypted\n\nVersion: 1\n\n"
+        b'--e\nContent-Type: application/octet-stream; name="encrypted.asc"\n\n'
+        b"-----BEGIN PGP MESSAGE-----\nhQEMA\n-----END PGP MESSAGE-----\n\n"
+        b"--e--\n"
+    )
+    message = parse_message(raw)
+
+    assert [attachment.filename for attachment in message.attachments][1] == (
+        "encrypted.asc"
+    )
+    assert message.defects == ["part 1: encrypted content, kept as attachments unread"]
