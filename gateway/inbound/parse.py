@@ -19,6 +19,7 @@ from email.policy import compat32
 
 from gateway.inbound.decoding import (
     decode_8bit_header,
+    decode_bytes,
     decode_header_value,
     decode_rfc2047,
     unfold,
@@ -190,7 +191,7 @@ def _parse_addresses(
         # policy.default, which parses the structure and the encoded words
         # together: a decoded name cannot then pose as an address, and an
         # encoded word is never read as a group name.
-        registered = _addresses_from_registry(values, name)
+        registered = _addresses_from_registry(values, defects, name)
         if registered is not None:
             return registered
         pairs = email.utils.getaddresses(values)
@@ -204,17 +205,21 @@ def _parse_addresses(
     return addresses
 
 
-def _addresses_from_registry(values: list[str], name: str) -> list[Address] | None:
+def _addresses_from_registry(
+    values: list[str], defects: list[str], name: str
+) -> list[Address] | None:
     """Parse address headers with policy.default; None when it finds none."""
     addresses: list[Address] = []
     try:
         for value in values:
             header = email.policy.default.header_factory(name, value)
             for found in getattr(header, "addresses", ()):
-                display_name = _LINE_BREAKS.sub(" ", found.display_name)
+                display_name = _without_surrogates(found.display_name, defects, name)
+                display_name = _LINE_BREAKS.sub(" ", display_name)
+                addr_spec = _without_surrogates(found.addr_spec, defects, name)
                 addresses.append(
                     Address(
-                        email=_normalize_email(found.addr_spec),
+                        email=_normalize_email(addr_spec),
                         name=display_name.replace("\x00", "").strip(),
                     )
                 )
@@ -222,6 +227,20 @@ def _addresses_from_registry(values: list[str], name: str) -> list[Address] | No
         # The registry's parser raises on some malformed values.
         return None
     return addresses or None
+
+
+def _without_surrogates(text: str, defects: list[str], name: str) -> str:
+    """Decode the undecodable bytes that the header registry kept as surrogates.
+
+    For an encoded word in an unknown charset the registry keeps the raw
+    bytes as surrogate escapes, which no database can store.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogateescape")
+        return decode_bytes(data, None, defects, f"header {name}")
+    return text
 
 
 def _split_simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:

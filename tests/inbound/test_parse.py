@@ -660,3 +660,11 @@ def test_encrypted_mail_kept_as_attachments_with_defect() -> None:
         "encrypted.asc"
     )
     assert message.defects == ["part 1: encrypted content, kept as attachments unread"]
+
+
+def test_unknown_charset_in_quoted_name_gives_storable_text() -> None:
+    message = parse_message(b'From: "=?x-bogus?q?J=C3=B6rg?=" <joerg@example.org>\n\n')
+
+    assert message.sender is not None
+    assert message.sender.email == "joerg@example.org"
+    message.sender.name.encode("utf-8")

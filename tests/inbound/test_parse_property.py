@@ -42,7 +42,17 @@ def check_never_raises(raw: bytes) -> None:
     assert isinstance(message, ParsedMessage)
     # The catch-all in parse_message is a last resort; reaching it is a bug.
     assert not any(defect.startswith("parsing failed") for defect in message.defects)
-    assert isinstance(extract_reply(message), str)
+    new_text = extract_reply(message)
+    assert isinstance(new_text, str)
+    # Every text must be storable: no surrogate escapes of undecoded bytes.
+    texts = [new_text, message.subject, message.text, message.html or ""]
+    addresses = [message.sender] if message.sender else []
+    addresses += message.to + message.cc + message.reply_to
+    texts += [address.name for address in addresses]
+    texts += [address.email for address in addresses]
+    texts += [attachment.filename for attachment in message.attachments]
+    for text in texts:
+        text.encode("utf-8")
 
 
 @st.composite
