@@ -21,8 +21,11 @@ Thunderbird, Outlook markers), and are then converted and run through the
 same rules. When nothing would remain, the whole text is returned instead.
 """
 
+import copy
 import re
 from typing import Any
+
+import lxml.html
 
 from gateway.inbound.htmltext import parse_html, tree_to_text
 from gateway.inbound.message import ParsedMessage
@@ -127,8 +130,10 @@ _MAX_SIGNATURE_LINE_CHARS = 100
 _SEPARATOR_ONLY = re.compile(r"^\s*[-_=*~#+]{2,}\s*$")
 _BLANK_RUN = re.compile(r"\n{3,}")
 
-# HTML elements that contain only the quoted mail.
-_QUOTE_CLASSES = ("gmail_quote", "moz-cite-prefix", "yahoo_quoted")
+# HTML elements that contain only the quoted mail, and Thunderbird's
+# attribution line above it.
+_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted")
+_ATTRIBUTION_CLASSES = ("moz-cite-prefix",)
 # Elements that start the quoted mail: they and everything after them go.
 _QUOTE_START_IDS = ("divrplyfwdmsg", "appendonsend", "stopspelling", "zwchr")
 _HEADER_HINT = re.compile(
@@ -432,6 +437,7 @@ def _finish(lines: list[str]) -> str:
 
 
 def _remove_quoted_elements(tree: Any) -> None:
+    quotes: list[Any] = []
     for element in list(tree.iter()):
         if not isinstance(element.tag, str) or element.getparent() is None:
             continue
@@ -442,14 +448,35 @@ def _remove_quoted_elements(tree: Any) -> None:
             or "olk_src_body_section" in element_id
             or _is_outlook_header(element)
         )
-        is_quote = any(name in classes for name in _QUOTE_CLASSES) or (
-            element.tag == "blockquote" and element.get("type", "").lower() == "cite"
-        )
         if starts_quote:
             _remove_from(element)
-        elif is_quote:
-            # drop_tree keeps the element's tail, which is text after the quote.
+        elif any(name in classes for name in _ATTRIBUTION_CLASSES):
+            # drop_tree keeps the element's tail, which is text after it.
             element.drop_tree()
+        elif any(name in classes for name in _QUOTE_CLASSES) or (
+            element.tag == "blockquote" and element.get("type", "").lower() == "cite"
+        ):
+            quotes.append(element)
+    # Inner quotes first, so that an outer one shows them with "> > ".
+    for element in reversed(quotes):
+        if element.getroottree().getroot() is tree:
+            _mark_as_quote(element)
+
+
+def _mark_as_quote(element: Any) -> None:
+    """Replace a quote element by its text with ">" before every line.
+
+    The text rules then treat it like a plain text quote: dropped, unless
+    the writer answered between quotes.
+    """
+    quoted = copy.deepcopy(element)
+    # The copy keeps the tail, the text after the element, which is no quote.
+    quoted.tail = None
+    text = tree_to_text(quoted)
+    marked = lxml.html.Element("pre")
+    marked.text = "\n".join(f"> {line}" for line in text.split("\n"))
+    marked.tail = element.tail
+    element.getparent().replace(element, marked)
 
 
 def _is_outlook_header(element: Any) -> bool:

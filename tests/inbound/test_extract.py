@@ -379,13 +379,15 @@ def test_html_blockquote_cite_removed() -> None:
     assert extract_new_text_from_html(html) == "Answer one"
 
 
-def test_html_inline_answers_kept() -> None:
+def test_html_inline_answers_keep_their_questions() -> None:
     html = (
         '<div class="moz-cite-prefix">On 03.12.2024 10:15, Support wrote:</div>'
         '<blockquote type="cite">Which model?</blockquote>LaserJet 4000<br>'
         '<blockquote type="cite">Since when?</blockquote>Since Monday.'
     )
-    assert extract_new_text_from_html(html) == "LaserJet 4000\nSince Monday."
+    assert extract_new_text_from_html(html) == (
+        "> Which model?\nLaserJet 4000\n> Since when?\nSince Monday."
+    )
 
 
 def test_html_outlook_border_top_header_removed() -> None:
@@ -455,3 +457,29 @@ def test_supercite_initials_quote_removed() -> None:
 def test_comparison_with_greater_sign_kept() -> None:
     text = "Result: A>B holds for every input.\n"
     assert extract_new_text(text) == "Result: A>B holds for every input."
+
+
+def test_html_quote_followed_by_signature_removed() -> None:
+    html = (
+        "<div>Danke, das hat geholfen.</div>"
+        '<div class="gmail_quote"><div class="gmail_attr">Am Di., 3. Dez. 2024 '
+        "um 10:15 schrieb Support &lt;support@example.com&gt;:</div>"
+        "<blockquote>Bitte starten Sie neu.</blockquote></div>"
+        "<div>-- <br>Nina Roth</div>"
+    )
+    assert extract_new_text_from_html(html) == "Danke, das hat geholfen."
+
+
+def test_html_nested_inline_answers_keep_outer_quote() -> None:
+    html = (
+        "<div>Antworten unten.</div>"
+        '<blockquote type="cite">Welche Version?'
+        '<blockquote type="cite">alte Frage</blockquote></blockquote>'
+        "<div>Version 5.2</div>"
+        '<blockquote type="cite">Seit wann?</blockquote>'
+        "<div>Seit gestern.</div>"
+    )
+    assert extract_new_text_from_html(html) == (
+        "Antworten unten.\n> Welche Version?\n> > alte Frage\nVersion 5.2\n"
+        "> Seit wann?\nSeit gestern."
+    )
