@@ -8,24 +8,40 @@ from __future__ import annotations
 
 import imaplib
 import re
-from collections.abc import Iterator
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import GatewayEnv, make_env, missing_service
+from tests.conftest import GatewayEnv, ServeProcess, make_env, missing_service
 from tests.imap.dovecot import PASSWORD, USER, Dovecot, dovecot_binary
 
 PROCESSED = "Processed"
 
 
 @pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+def dovecot_factory() -> Iterator[Callable[..., Dovecot]]:
+    """Start Dovecot servers with the given options; stop them all afterwards."""
     if dovecot_binary() is None:
         missing_service("dovecot is not installed (apt-get install dovecot-imapd)")
-    server = Dovecot()
-    yield server
-    server.stop()
+    started: list[Dovecot] = []
+
+    def start(**options: Any) -> Dovecot:
+        server = Dovecot(**options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def dovecot(dovecot_factory: Callable[..., Dovecot]) -> Dovecot:
+    return dovecot_factory()
 
 
 class Mailbox:
@@ -126,3 +142,45 @@ def add_imap(env: GatewayEnv, table: str) -> GatewayEnv:
 def imap_env(tmp_path: Path, dovecot: Dovecot) -> GatewayEnv:
     """A gateway whose one mailbox is the Dovecot INBOX, moving mail to Processed."""
     return add_imap(make_env(tmp_path / "gw"), imap_table(dovecot.port))
+
+
+@pytest.fixture
+def serve_processes() -> Iterator[list[ServeProcess]]:
+    """``gateway serve`` processes a test started; stopped by pid afterwards."""
+    started: list[ServeProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def inbound_count(env: GatewayEnv) -> int:
+    """Count the stored inbound rows, reading the SQLite store directly."""
+    path = env.store_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path, timeout=10) as connection:
+        return int(
+            connection.execute("SELECT count(*) FROM inboundmessage").fetchone()[0]
+        )
+
+
+def polled_once(env: GatewayEnv) -> bool:
+    """Whether a poller recorded a folder state: its first poll is done.
+
+    With ``ingest_existing = false`` mail put into the folder before that
+    counts as existing mail and is left there.
+    """
+    path = env.store_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path, timeout=10) as connection:
+        row = connection.execute("SELECT count(*) FROM imapfolderstate").fetchone()
+    return bool(row[0])
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> float:
+    """Wait until ``check()`` is true; return the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout} s")

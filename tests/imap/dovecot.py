@@ -102,7 +102,7 @@ def make_certificate(folder: Path) -> TlsFiles:
 class Dovecot:
     """A Dovecot master process serving one user, plain IMAP and optionally IMAPS."""
 
-    def __init__(self, tls: TlsFiles | None = None) -> None:
+    def __init__(self, tls: TlsFiles | None = None, extra_config: str = "") -> None:
         binary = dovecot_binary()
         if binary is None:
             raise FileNotFoundError("dovecot is not installed")
@@ -133,6 +133,7 @@ class Dovecot:
                 gid=gid,
                 internal_users=internal_users,
             )
+            + extra_config
         )
         self.process = subprocess.Popen(
             [binary, "-F", "-c", str(self.config)],
