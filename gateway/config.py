@@ -445,7 +445,7 @@ def _resolve_imap_paths(mailbox: ImapSettings, base: Path) -> None:
 
 
 def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` is this machine: localhost or a loopback address."""
+    """Return whether ``host`` is this machine: localhost or a loopback address."""
     if host.lower() == "localhost":
         return True
     try:
@@ -461,6 +461,7 @@ def _validate_imap(mailbox: ImapSettings, label: str) -> None:
         )
     if not 0 < mailbox.port <= 65535:
         raise ConfigError(f"{label} port {mailbox.port} is outside 1..65535")
+
     if mailbox.tls not in IMAP_TLS_MODES:
         raise ConfigError(
             f"{label} tls {mailbox.tls!r} is invalid: use implicit (port 993), "
@@ -472,6 +473,7 @@ def _validate_imap(mailbox: ImapSettings, label: str) -> None:
             f"{label} tls 'none' is allowed only for a loopback host, not "
             f"{mailbox.host!r}: use implicit (port 993) or starttls (port 143)"
         )
+
     if not mailbox.user:
         raise ConfigError(f"{label} user is empty: set the mailbox's login name")
     if mailbox.password and mailbox.password_file:
@@ -490,6 +492,7 @@ def _validate_imap(mailbox: ImapSettings, label: str) -> None:
                 f"{label} {key} {path} is not a readable file: create it or fix "
                 "the path (relative paths start at the config file's folder)"
             )
+
     if not mailbox.folder:
         raise ConfigError(f"{label} folder is empty: name a folder, such as INBOX")
     if mailbox.processed_folder == mailbox.folder:

@@ -67,7 +67,7 @@ class MailboxError(GatewayError):
 
 
 class CommandRefused(MailboxError):
-    """The IMAP server answered a command with NO or BAD.
+    """The IMAP server replied NO or BAD to a command.
 
     The connection is still usable, unlike after a timeout or a dropped
     connection; trying the same command again usually fails the same way.

@@ -302,7 +302,7 @@ class ImapFolderState(SQLModel, table=True):
 
     ``mailbox`` is ``user@host:port/folder``. UIDs are valid only together
     with the folder's UIDVALIDITY: when the server reports another one, the
-    UIDs were reassigned and ``last_uid`` no longer says what was read.
+    UIDs were reassigned and ``last_uid`` no longer identifies what was read.
     ``started_at`` is the first poll, which the ``ingest_existing = false``
     setting uses as the cut-off for mail that was there before.
     """

@@ -1,9 +1,9 @@
 """The IMAP poller: store new mail from a folder, then flag it and move it.
 
 Each round selects the folder, finds the UIDs above the last one read, and
-works through them in batches: UID FETCH with BODY.PEEK[] (nothing is
-marked read yet), store the batch in one commit through the same path as
-SMTP and ``gateway ingest``, and only then flag it \\Seen and move it to
+works through them in batches. A batch is fetched with BODY.PEEK[], so
+nothing is marked read yet, and stored in one commit through the same path
+as SMTP and ``gateway ingest``. Only then is it flagged \\Seen and moved to
 ``processed_folder``. The last UID read is recorded after that, so a
 connection lost before the flag means the batch is fetched again; the
 duplicate rules of processing then ignore the second copy.
@@ -264,8 +264,8 @@ class MailboxPoller:
                 await session.move(uids, target)
         except CommandRefused as exc:
             log.error(
-                "IMAP server refused to flag or move stored mail; it stays in the "
-                "folder mailbox=%s uids=%s error=%s",
+                "IMAP server rejected the flag or move of stored mail; it stays in "
+                "the folder mailbox=%s uids=%s error=%s",
                 self.label,
                 span,
                 exc,

@@ -1,8 +1,8 @@
 """One IMAP session over aioimaplib in which every failure raises MailboxError.
 
 aioimaplib 2.0 reports a failed command as a NO or BAD result, not as an
-exception; some of its waits (``idle_start``, a pending command) never end
-when the server closes the connection; and it has no STARTTLS. So every
+exception. Some of its waits (``idle_start``, a pending command) never end
+when the server closes the connection, and it has no STARTTLS. So every
 call here runs under a timeout and races the connection-lost callback,
 every result is checked, and STARTTLS upgrades the transport with
 ``loop.start_tls``.
@@ -46,7 +46,7 @@ SEARCH_RESULT_PATTERN = re.compile(rb"^[\d ]*$")
 
 @dataclass
 class FolderStatus:
-    """What SELECT reported about a folder."""
+    """The state of a folder as SELECT reports it."""
 
     uidvalidity: int
     uidnext: int | None
@@ -85,14 +85,14 @@ class ImapSession:
 
     async def _run(
         self,
-        what: str,
+        step: str,
         awaitable: Awaitable[T],
         timeout: float = COMMAND_TIMEOUT_SECONDS,
     ) -> T:
         """Await ``awaitable`` unless the connection drops or ``timeout`` passes."""
         if self._lost.is_set():
             _discard(awaitable)
-            raise self._error(f"connection lost before {what}")
+            raise self._error(f"connection lost before {step}")
         task = asyncio.ensure_future(awaitable)
         lost = asyncio.ensure_future(self._lost.wait())
         try:
@@ -105,18 +105,18 @@ class ImapSession:
             task.cancel()
             task.add_done_callback(_retrieve)
             if lost in done:
-                raise self._error(f"connection lost during {what}")
-            raise self._error(f"{what} timed out after {timeout:.0f} s")
+                raise self._error(f"connection lost during {step}")
+            raise self._error(f"{step} timed out after {timeout:.0f} s")
         try:
             return task.result()
         except (aioimaplib.AioImapException, TimeoutError, OSError) as exc:
-            raise self._error(f"{what} failed: {exc!r}") from exc
+            raise self._error(f"{step} failed: {exc!r}") from exc
 
-    def _check(self, response: Any, what: str) -> Any:
-        """Raise CommandRefused unless the server answered OK."""
+    def _check(self, response: Any, step: str) -> Any:
+        """Raise CommandRefused unless the server's result is OK."""
         if response.result != "OK":
             text = _last_text(response.lines)
-            raise CommandRefused(self.label, f"{what} failed: {response.result} {text}")
+            raise CommandRefused(self.label, f"{step} failed: {response.result} {text}")
         return response
 
     async def open(self) -> None:
