@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC
 
 from gateway.config import ImapSettings
-from gateway.errors import CommandRefused
+from gateway.errors import CommandRefused, MailboxError
 from gateway.inbound.imapclient import FolderStatus, ImapSession
 from gateway.inbound.imapstate import load_state, save_state
 from gateway.inbound.spool import IncomingMail, store_mails
@@ -81,6 +81,7 @@ class MailboxPoller:
     async def run_forever(self) -> None:
         """Poll until cancelled, reconnecting with backoff after each failure."""
         delay = RETRY_MIN_SECONDS
+        failures = 0
         while True:
             try:
                 async with ImapSession(self.mailbox) as session:
@@ -91,18 +92,31 @@ class MailboxPoller:
                     while True:
                         await self.poll(session)
                         delay = RETRY_MIN_SECONDS
+                        failures = 0
                         await self._wait_for_mail(session, idle)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # The boundary of one session: whatever failed, the mail not
                 # yet stored stays on the server and is read after the retry.
-                log.warning(
-                    "IMAP session ended; reconnecting in %.0f s mailbox=%s error=%s",
-                    delay,
-                    self.label,
-                    exc,
-                )
+                failures += 1
+                if isinstance(exc, MailboxError):
+                    log.warning(
+                        "IMAP session ended; reconnecting in %.0f s mailbox=%s "
+                        "failures=%d error=%s",
+                        delay,
+                        self.label,
+                        failures,
+                        exc,
+                    )
+                else:
+                    log.exception(
+                        "IMAP poll failed; reconnecting in %.0f s mailbox=%s "
+                        "failures=%d",
+                        delay,
+                        self.label,
+                        failures,
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
@@ -225,6 +239,8 @@ class MailboxPoller:
                 for uid in found
             ]
             settings = self.runtime.settings
+            # TODO: mail above [smtp] max_message_size is stored here, where
+            # the SMTP listener would reject it with 552.
             ids = await asyncio.to_thread(
                 store_mails, self.runtime.engine, settings.store.data_dir, mails
             )
@@ -322,9 +338,12 @@ async def poll_all_once(runtime: Runtime, on_stored: OnStored) -> dict[str, int 
         poller = MailboxPoller(runtime, mailbox, on_stored)
         try:
             results[mailbox.label] = await poller.run_once()
-        except Exception as exc:
+        except MailboxError as exc:
             log.error("IMAP poll failed mailbox=%s error=%s", mailbox.label, exc)
             results[mailbox.label] = str(exc)
+        except Exception as exc:
+            log.exception("IMAP poll failed mailbox=%s", mailbox.label)
+            results[mailbox.label] = f"{type(exc).__name__}: {exc}"
     return results
 
 

@@ -197,3 +197,12 @@ def test_password_file_and_wrong_password(
 
     secret.write_text(PASSWORD + "\n")
     assert poll(env)[0]["error"] is None
+
+
+def test_imap_poll_without_mailbox_fails(tmp_path: Path) -> None:
+    env = make_env(tmp_path / "gw")
+
+    done = env.run("imap-poll", "--once", check=False)
+
+    assert done.returncode == 78
+    assert "no [[imap]] table in the config" in done.stderr.decode()
