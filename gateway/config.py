@@ -495,6 +495,15 @@ def _validate_imap(mailbox: ImapSettings, label: str) -> None:
 
     if not mailbox.folder:
         raise ConfigError(f"{label} folder is empty: name a folder, such as INBOX")
+    for key in ("folder", "processed_folder"):
+        name = getattr(mailbox, key)
+        # IMAP sends other names in modified UTF-7 (RFC 3501 section 5.1.3),
+        # which the gateway does not encode.
+        if not name.isascii():
+            raise ConfigError(
+                f"{label} {key} {name!r} is not ASCII: rename the folder on the "
+                "server to an ASCII name"
+            )
     if mailbox.processed_folder == mailbox.folder:
         raise ConfigError(
             f"{label} processed_folder is the folder itself ({mailbox.folder!r}): "

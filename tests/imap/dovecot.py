@@ -171,6 +171,16 @@ class Dovecot:
         path = self.folder / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def imap_pids(self) -> list[int]:
+        """Return the pids of the master's ``imap`` children: one per session."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [int(word) for word in children.read_text().split()]
+        return [
+            pid
+            for pid in pids
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "imap"
+        ]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -87,6 +87,10 @@ def test_imap_environment_names_checked(
         ('processed_folder = "INBOX"\n', "processed_folder is the folder itself"),
         ("poll_seconds = 0\n", "poll_seconds 0.0 must be more than 0"),
         ('ca_file = "missing.pem"\n', "ca_file"),
+        (
+            'processed_folder = "Erledigt/Geprüft"\n',
+            "processed_folder 'Erledigt/Geprüft' is not ASCII",
+        ),
         ("port = true\n", "[[imap]] 1 port must be of type int"),
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import smtplib
 import time
 from collections.abc import Callable
@@ -123,3 +125,25 @@ def test_polls_and_copies_without_idle_or_move(
     wait_until(lambda: mailbox.uids("INBOX") == [], 10, "the mail moved")
     assert len(mailbox.uids(PROCESSED)) == 1
     mailbox.logout()
+
+
+def test_killed_imap_session_reconnects(
+    imap_env: GatewayEnv,
+    dovecot: Dovecot,
+    mailbox: Mailbox,
+    serve_processes: list[ServeProcess],
+) -> None:
+    # The test's own session is open before the gateway starts.
+    own = set(dovecot.imap_pids())
+    assert len(own) == 1
+    serve = ServeProcess(imap_env)
+    serve_processes.append(serve)
+    wait_until(lambda: polled_once(imap_env), 30, "the first poll")
+    (gateway_session,) = set(dovecot.imap_pids()) - own
+    os.kill(gateway_session, signal.SIGKILL)
+
+    mailbox.append(build_mail(subject="Nach dem Abbruch"))
+
+    wait_until(lambda: inbound_count(imap_env) == 1, 30, "the mail after reconnect")
+    assert "IMAP session ended; reconnecting" in serve.log()
+    wait_until(lambda: mailbox.uids("INBOX") == [], 10, "the mail moved")
