@@ -259,6 +259,59 @@ def _describe_outcome(name: str, outcome: Outcome) -> str:
     return " ".join(parts)
 
 
+@app.command("imap-poll")
+def imap_poll(
+    once: Annotated[
+        bool, typer.Option("--once", help="Read each mailbox once, then exit (cron).")
+    ] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Read the [[imap]] mailboxes: store new mail, then flag and move it.
+
+    Without --once, poll (IDLE where offered) until SIGTERM or SIGINT. With
+    --once, exit 75 (temporary failure) when a mailbox could not be read.
+    """
+    from gateway.inbound.imap import poll_all_once, poll_until_stopped
+
+    runtime = _runtime(config)
+    if not runtime.settings.imap:
+        raise ConfigError(
+            "no [[imap]] table in the config: add one per mailbox (see config.toml)"
+        )
+    _deliver_inline(runtime)
+
+    def hand_on(inbound_id: int) -> None:
+        if runtime.settings.embedded:
+            _process_stored(runtime, inbound_id)
+        else:
+            from gateway.jobs import enqueue_inbound
+
+            _hand_to_broker(enqueue_inbound, inbound_id)
+
+    if not once:
+        setup_logging()
+        asyncio.run(poll_until_stopped(runtime, hand_on))
+        return
+    results = asyncio.run(poll_all_once(runtime, hand_on))
+    for label, result in results.items():
+        if as_json:
+            failed = isinstance(result, str)
+            _print_json(
+                {
+                    "mailbox": label,
+                    "stored": 0 if failed else result,
+                    "error": result if failed else None,
+                }
+            )
+        else:
+            typer.echo(
+                f"{label}: {result if isinstance(result, str) else f'{result} stored'}"
+            )
+    if any(isinstance(result, str) for result in results.values()):
+        sys.exit(EX_TEMPFAIL)
+
+
 @app.command()
 def cases(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """List the cases, newest last."""

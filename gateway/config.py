@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import json
 import logging
 import os
@@ -82,6 +83,32 @@ class WorkerSettings:
     max_process_attempts: int = 5
 
 
+IMAP_TLS_MODES = ("implicit", "starttls", "none")
+
+
+@dataclass
+class ImapSettings:
+    """One mailbox that the gateway reads mail from: one ``[[imap]]`` table."""
+
+    host: str = ""
+    port: int = 993
+    tls: str = "implicit"
+    user: str = ""
+    password: str = field(default="", repr=False)
+    password_file: str = ""
+    # PEM file of the certificate authorities to trust; empty = the system's.
+    ca_file: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = ""
+    poll_seconds: float = 60.0
+    ingest_existing: bool = False
+
+    @property
+    def label(self) -> str:
+        """The mailbox as log lines and the store name it: user@host:port/folder."""
+        return f"{self.user}@{self.host}:{self.port}/{self.folder}"
+
+
 @dataclass
 class Settings:
     desk: DeskSettings = field(default_factory=DeskSettings)
@@ -90,6 +117,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    imap: list[ImapSettings] = field(default_factory=list)
     templates_dir: Path = Path(__file__).resolve().parent.parent / "templates"
     config_path: Path | None = None
 
@@ -162,7 +190,7 @@ def load_settings(
     _check_environment_names(environ)
     base = path.resolve().parent
     settings = Settings(config_path=path.resolve() if path.is_file() else None)
-    unknown_sections = set(data) - set(SECTIONS) - {"templates_dir"}
+    unknown_sections = set(data) - set(SECTIONS) - {"templates_dir", "imap"}
     if unknown_sections:
         names = ", ".join(sorted(unknown_sections))
         raise ConfigError(f"unknown section(s) in {path}: {names}")
@@ -172,6 +200,7 @@ def load_settings(
             raise ConfigError(f"[{name}] in {path} must be a table")
         section = _build_section(name, cls, values, environ)
         setattr(settings, name, section)
+    settings.imap = load_imap_tables(data.get("imap", []), environ, base)
     templates = environ.get("GATEWAY_TEMPLATES_DIR", data.get("templates_dir"))
     if templates:
         settings.templates_dir = Path(templates)
@@ -215,21 +244,31 @@ def _suggestion(word: str, choices: list[str]) -> str:
 
 
 def _build_section(
-    name: str, cls: type, values: dict[str, Any], environ: dict[str, str]
+    name: str,
+    cls: type,
+    values: dict[str, Any],
+    environ: dict[str, str],
+    label: str | None = None,
 ) -> Any:
+    """Build the dataclass ``cls`` from a table and its environment overrides.
+
+    ``label`` names the table in messages (default ``[name]``); the
+    environment variables are ``GATEWAY_<NAME>_<KEY>``.
+    """
+    label = label or f"[{name}]"
     hints = get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         hint = _suggestion(unknown[0], sorted(known))
-        raise ConfigError(f"unknown key {unknown[0]!r} in [{name}]{hint}")
+        raise ConfigError(f"unknown key {unknown[0]!r} in {label}{hint}")
     converted: dict[str, Any] = {}
     for key in known:
         env_name = f"GATEWAY_{name.upper()}_{key.upper()}"
         if env_name in environ:
             converted[key] = _from_env(env_name, environ[env_name], hints[key])
         elif key in values:
-            converted[key] = _check_type(f"[{name}] {key}", values[key], hints[key])
+            converted[key] = _check_type(f"{label} {key}", values[key], hints[key])
     return cls(**converted)
 
 
@@ -340,3 +379,137 @@ def _validate(settings: Settings) -> None:
         )
     if settings.worker.threads < 0:
         raise ConfigError("[worker] threads must be 0 or more")
+
+
+IMAP_ENV_PATTERN = re.compile(r"^GATEWAY_IMAP_(\d+)_(\w+)$")
+
+
+def load_imap_tables(
+    tables: Any, environ: dict[str, str], base: Path
+) -> list[ImapSettings]:
+    """Build and check the ``[[imap]]`` tables, with their environment overrides.
+
+    ``GATEWAY_IMAP_<N>_<KEY>`` overrides a key of the N-th table (counted
+    from 1), such as ``GATEWAY_IMAP_1_PASSWORD``. The environment cannot add
+    a table, because a mailbox needs several keys at once.
+    """
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(
+            "imap must be a list of tables: write each mailbox as an [[imap]] table"
+        )
+    _check_imap_environment_names(environ, len(tables))
+    mailboxes = []
+    for number, values in enumerate(tables, start=1):
+        label = f"[[imap]] {number}"
+        mailbox = _build_section(
+            f"imap_{number}", ImapSettings, values, environ, label=label
+        )
+        _resolve_imap_paths(mailbox, base)
+        _validate_imap(mailbox, label)
+        mailboxes.append(mailbox)
+    labels = [mailbox.label for mailbox in mailboxes]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise ConfigError(
+                f"[[imap]] tables name the mailbox {label} twice: remove one, "
+                "because both would read and move the same mail"
+            )
+    return mailboxes
+
+
+def _check_imap_environment_names(environ: dict[str, str], count: int) -> None:
+    known = [f.name for f in dataclasses.fields(ImapSettings)]
+    for name in environ:
+        if not name.startswith("GATEWAY_IMAP_"):
+            continue
+        match = IMAP_ENV_PATTERN.match(name)
+        if match is None or not 1 <= int(match.group(1)) <= count:
+            raise ConfigError(
+                f"environment variable {name} names no [[imap]] table: use "
+                f"GATEWAY_IMAP_<N>_<KEY> with N from 1 to {count} (the tables in "
+                "the config file, in order)"
+            )
+        key = match.group(2).lower()
+        if key not in known:
+            raise ConfigError(
+                f"environment variable {name} names no setting: [[imap]] has no "
+                f"key {key!r}{_suggestion(key, known)}"
+            )
+
+
+def _resolve_imap_paths(mailbox: ImapSettings, base: Path) -> None:
+    if mailbox.password_file and not Path(mailbox.password_file).is_absolute():
+        mailbox.password_file = str(base / mailbox.password_file)
+    if mailbox.ca_file and not Path(mailbox.ca_file).is_absolute():
+        mailbox.ca_file = str(base / mailbox.ca_file)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return whether ``host`` is this machine: localhost or a loopback address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate_imap(mailbox: ImapSettings, label: str) -> None:
+    if not mailbox.host:
+        raise ConfigError(
+            f"{label} host is empty: set the IMAP server, such as imap.example.com"
+        )
+    if not 0 < mailbox.port <= 65535:
+        raise ConfigError(f"{label} port {mailbox.port} is outside 1..65535")
+
+    if mailbox.tls not in IMAP_TLS_MODES:
+        raise ConfigError(
+            f"{label} tls {mailbox.tls!r} is invalid: use implicit (port 993), "
+            "starttls (port 143) or none (loopback hosts only)"
+        )
+    # Without TLS the password and the mail cross the network in clear text.
+    if mailbox.tls == "none" and not is_loopback_host(mailbox.host):
+        raise ConfigError(
+            f"{label} tls 'none' is allowed only for a loopback host, not "
+            f"{mailbox.host!r}: use implicit (port 993) or starttls (port 143)"
+        )
+
+    if not mailbox.user:
+        raise ConfigError(f"{label} user is empty: set the mailbox's login name")
+    if mailbox.password and mailbox.password_file:
+        raise ConfigError(
+            f"{label} sets both password and password_file: keep one of them"
+        )
+    if not mailbox.password and not mailbox.password_file:
+        raise ConfigError(
+            f"{label} has no password: set password_file (a file that contains "
+            "only the password) or password"
+        )
+    for key in ("password_file", "ca_file"):
+        path = getattr(mailbox, key)
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise ConfigError(
+                f"{label} {key} {path} is not a readable file: create it or fix "
+                "the path (relative paths start at the config file's folder)"
+            )
+
+    if not mailbox.folder:
+        raise ConfigError(f"{label} folder is empty: name a folder, such as INBOX")
+    for key in ("folder", "processed_folder"):
+        name = getattr(mailbox, key)
+        # IMAP sends other names in modified UTF-7 (RFC 3501 section 5.1.3),
+        # which the gateway does not encode.
+        if not name.isascii():
+            raise ConfigError(
+                f"{label} {key} {name!r} is not ASCII: rename the folder on the "
+                "server to an ASCII name"
+            )
+    if mailbox.processed_folder == mailbox.folder:
+        raise ConfigError(
+            f"{label} processed_folder is the folder itself ({mailbox.folder!r}): "
+            "name another folder, or leave it empty to only flag mail as read"
+        )
+    if mailbox.poll_seconds <= 0:
+        raise ConfigError(
+            f"{label} poll_seconds {mailbox.poll_seconds} must be more than 0"
+        )

@@ -7,6 +7,8 @@ GatewayError
  +-- InvalidInput           a command's input is invalid; names the value
  |    +-- CaseNotFound      no case has the given number
  +-- DeliveryError          the relay did not take an outbound mail
+ +-- MailboxError           an IMAP mailbox could not be read; names the mailbox
+      +-- CommandRefused    the IMAP server answered NO or BAD
 """
 
 
@@ -50,3 +52,23 @@ class DeliveryError(GatewayError):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+
+
+class MailboxError(GatewayError):
+    """Reading an IMAP mailbox failed: no connection, a failed command, a timeout.
+
+    ``mailbox`` is ``user@host:port/folder``. Mail not yet stored stays on
+    the server, unflagged, and is read again on the next try.
+    """
+
+    def __init__(self, mailbox: str, message: str) -> None:
+        super().__init__(f"mailbox {mailbox}: {message}")
+        self.mailbox = mailbox
+
+
+class CommandRefused(MailboxError):
+    """The IMAP server replied NO or BAD to a command.
+
+    The connection is still usable, unlike after a timeout or a dropped
+    connection; trying the same command again usually fails the same way.
+    """

@@ -8,8 +8,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # UTC with a Z, so that lines from several hosts sort and compare.
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # aiosmtpd logs every session's end ("Connection lost") and its AUTH
-# mechanisms at INFO; the gateway logs what matters about each mail itself.
-QUIET_LOGGERS = ("mail.log",)
+# mechanisms at INFO, and aioimaplib every untagged IMAP response it does
+# not use; the gateway logs what matters about each mail itself.
+QUIET_LOGGERS = ("mail.log", "aioimaplib")
 
 
 def setup_logging(level: str | None = None) -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 # Times are stored in UTC and shown to people in the desk's time zone.
@@ -295,3 +295,21 @@ class ThreadMessage(SQLModel, table=True):
     case_id: int = Field(foreign_key="case.id", index=True)
     source: str = ThreadSource.SENT.value
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ImapFolderState(SQLModel, table=True):
+    """How far the gateway has read one IMAP folder.
+
+    ``mailbox`` is ``user@host:port/folder``. UIDs are valid only together
+    with the folder's UIDVALIDITY: when the server reports another one, the
+    UIDs were reassigned and ``last_uid`` no longer identifies what was read.
+    ``started_at`` is the first poll, which the ``ingest_existing = false``
+    setting uses as the cut-off for mail that was there before.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(unique=True)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    started_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

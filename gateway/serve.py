@@ -1,4 +1,4 @@
-"""``gateway serve``: the SMTP listener, the embedded worker and the sweep."""
+"""``gateway serve``: SMTP listener, IMAP pollers, embedded worker and sweep."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 
 import dramatiq
 
+from gateway.inbound.imap import start_pollers, stop_pollers
 from gateway.inbound.smtp import GatewayHandler, start_smtp_server
 from gateway.inbound.spool import GroupCommitWriter
 from gateway.jobs import QUEUE_NAME, configure, enqueue_inbound, sweep
@@ -71,9 +72,13 @@ async def serve(runtime: Runtime) -> None:
     if handing_off:
         await asyncio.to_thread(sweep, runtime, everything=True)
         sweeper = asyncio.create_task(_sweep_forever(runtime))
+    # Each mailbox runs in a task of its own that logs and retries its own
+    # failures, so a mailbox that is down never stops the SMTP listener.
+    pollers = start_pollers(runtime, enqueue_inbound if handing_off else _no_worker)
     await stop.wait()
 
     log.info("gateway stopping")
+    await stop_pollers(pollers)
     if server is not None:
         server.close()
         await server.wait_closed()
