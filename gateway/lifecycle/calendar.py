@@ -21,7 +21,13 @@ from gateway.models import Severity
 BUSINESS_ZONE = ZoneInfo("Europe/Berlin")
 OPENING = time(9, 0)
 # Closing time per weekday (Monday is 0); Saturday and Sunday have none.
-CLOSING = {0: time(17, 0), 1: time(17, 0), 2: time(17, 0), 3: time(17, 0), 4: time(13, 0)}
+CLOSING = {
+    0: time(17, 0),
+    1: time(17, 0),
+    2: time(17, 0),
+    3: time(17, 0),
+    4: time(13, 0),
+}
 # Days the desk is closed although no public holiday: Christmas Eve and New
 # Year's Eve, as (month, day).
 CLOSED_DAYS = ((12, 24), (12, 31))
