@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from gateway.config import load_settings
+from gateway.db import read_only
 from gateway.inbound.process import Outcome, process_inbound
 from gateway.inbound.spool import IncomingMail, store_mails
 from gateway.models import Case, OutboundMessage
@@ -51,7 +52,7 @@ def ingest(runtime: Runtime, raw: bytes) -> Outcome:
 
 
 def outbox(runtime: Runtime, kind: str | None = None) -> list[OutboundMessage]:
-    with Session(runtime.engine) as session:
+    with Session(read_only(runtime.engine)) as session:
         query = select(OutboundMessage).order_by(col(OutboundMessage.id))
         if kind is not None:
             query = query.where(OutboundMessage.kind == kind)
@@ -59,7 +60,7 @@ def outbox(runtime: Runtime, kind: str | None = None) -> list[OutboundMessage]:
 
 
 def load_case(runtime: Runtime, number: str) -> Case:
-    with Session(runtime.engine) as session:
+    with Session(read_only(runtime.engine)) as session:
         case = session.get(Case, int(number))
         assert case is not None
         return case

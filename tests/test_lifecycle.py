@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from gateway.db import read_only
 from gateway.lifecycle.reports import survey_views
 from gateway.lifecycle.timers import run_tick
 from gateway.views import case_view
@@ -89,7 +90,7 @@ def test_full_case_life(tmp_path: Path) -> None:
     )
     assert answer.case_number == number
     assert load_case(runtime, number).status == "Closed"
-    with Session(runtime.engine) as session:
+    with Session(read_only(runtime.engine)) as session:
         [survey] = survey_views(session)
         view = case_view(
             session, runtime.settings, load_case(runtime, number), comments=False
@@ -126,7 +127,7 @@ def test_full_case_life(tmp_path: Path) -> None:
         ("Waiting on Customer", "Pending Closure", "timer"),
         ("Pending Closure", "Closed", "timer"),
     ]
-    with Session(runtime.engine) as session:
+    with Session(read_only(runtime.engine)) as session:
         linked_view = case_view(session, runtime.settings, new_case, comments=False)
     assert linked_view["previous_case"] == number
     assert linked_view["first_response_due"] is not None
