@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from gateway.db import read_only
-from gateway.lifecycle.reports import survey_views
+from gateway.lifecycle.reports import is_overdue, survey_views
 from gateway.lifecycle.timers import run_tick
 from gateway.views import case_view
 from tests.conftest import build_mail
@@ -131,3 +131,27 @@ def test_full_case_life(tmp_path: Path) -> None:
         linked_view = case_view(session, runtime.settings, new_case, comments=False)
     assert linked_view["previous_case"] == number
     assert linked_view["first_response_due"] is not None
+
+
+def test_unanswered_case_becomes_overdue(tmp_path: Path) -> None:
+    clock = Clock(START)
+    runtime = make_runtime(tmp_path / "gw", clock)
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Payroll export"))
+    assert opened.case_number is not None
+    case = load_case(runtime, opened.case_number)
+    # Due Wed 9 Dec 09:30 (16 business hours from Mon 09:30).
+    assert not is_overdue(case, datetime.fromisoformat("2026-12-09T09:29:00+01:00"))
+    assert is_overdue(case, datetime.fromisoformat("2026-12-09T09:31:00+01:00"))
+    [confirmation] = outbox(runtime, "confirmation")
+    clock.now = datetime.fromisoformat("2026-12-08T10:00:00+01:00")
+    ingest(runtime, reply_to(confirmation, STAFF, "We are on it."))
+    answered = load_case(runtime, opened.case_number)
+    assert not is_overdue(answered, datetime.fromisoformat("2026-12-20T10:00:00+01:00"))
+    assert answered.first_response_at == clock.now
+    # The customer's next reply starts the clock again: Tue 10:30 + 16 h.
+    clock.now = datetime.fromisoformat("2026-12-08T10:30:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Thanks, one more detail."))
+    replied = load_case(runtime, opened.case_number)
+    assert replied.next_response_due == datetime.fromisoformat(
+        "2026-12-10T10:30:00+01:00"
+    )

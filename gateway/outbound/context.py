@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings
 from gateway.lifecycle.commands import command_links
-from gateway.models import Case, Contact
+from gateway.models import Case, CaseStatus, Contact
 
 if TYPE_CHECKING:
     from gateway.outbound.outbox import Notification
@@ -21,12 +21,13 @@ def lifecycle_context(
     """Return the values every template may use beyond the case's own fields.
 
     ``commands`` is empty for mail to staff (a notification with its own
-    recipients), because the links act for the customer. ``comment`` is
+    recipients), because the links act for the customer, and for a closed
+    case, on which they cannot act. ``comment`` is
     None here, and the caller sets it when the notification reports one.
     """
     case = notification.case
     commands: dict[str, str] = {}
-    if not notification.recipients:
+    if not notification.recipients and case.status != CaseStatus.CLOSED.value:
         commands = command_links(
             settings.desk.language, settings.sender_address, case.number, case.token
         )

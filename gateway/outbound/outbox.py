@@ -101,10 +101,7 @@ def queue_notification(
     previous = None
     if case.previous_case_id is not None:
         previous = session.get(Case, case.previous_case_id)
-    context = {
-        **lifecycle_context(settings, notification, contact, previous),
-        **_context(settings, notification, contact),
-    }
+    context = notification_context(settings, notification, contact, previous)
     rendered = renderer.render(notification.kind, context)
     message_id = make_message_id(settings.desk.message_id_domain)
     headers = {GATEWAY_HEADER: f"{notification.kind}; case={case.number}"}
@@ -167,6 +164,22 @@ def _thread_ids(session: Session, case_id: int) -> list[str]:
         .order_by(col(ThreadMessage.id))
     ).all()
     return list(dict.fromkeys(rows))
+
+
+def notification_context(
+    settings: Settings,
+    notification: Notification,
+    contact: Contact | None,
+    previous: Case | None,
+) -> dict[str, Any]:
+    """Return the template values of a notification about a case.
+
+    ``previous`` is the closed case that the case continues, if any.
+    """
+    return {
+        **lifecycle_context(settings, notification, contact, previous),
+        **_context(settings, notification, contact),
+    }
 
 
 def _context(
