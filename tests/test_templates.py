@@ -78,11 +78,11 @@ def test_thread_index_shares_conversation_header() -> None:
     assert len(later) == 27
     assert first[0] == 1
     assert first[:22] == later[:22]
-    # The header's time is the FILETIME of the opening, without its low 16 bits.
-    assert int.from_bytes(first[:6], "big") == filetime(case.opened_at) >> 16
+    # The header's time is the FILETIME of the opening, without its low 24 bits.
+    assert int.from_bytes(first[1:6], "big") == filetime(case.opened_at) >> 24
     # The child block's 31-bit delta (code 0) counts units of 2**18 ticks.
     delta_units = (int.from_bytes(later[22:], "big") >> 8) & 0x7FFFFFFF
-    expected = (filetime(later_time) - (filetime(case.opened_at) >> 16 << 16)) >> 18
+    expected = (filetime(later_time) - (filetime(case.opened_at) >> 24 << 24)) >> 18
     assert delta_units == expected
     other = sample_case("In Progress")
     other.token = "ref_00DExample_0ther:ref"

@@ -1,4 +1,4 @@
-"""What the lifecycle does when a case opens or gets a comment.
+"""Lifecycle steps for a new case and for a new comment on a case.
 
 The functions run inside the caller's transaction and hand every mail they
 cause to ``notify``, which writes it to the outbox in that transaction.
@@ -221,7 +221,7 @@ def _change_followers(session: Session, case: Case, address: str, follow: bool) 
         log.info("follow command from the contact ignored case=%s", case.number)
         return
     current = [a for a in case.additional_recipients if a.lower() != email]
-    # A new list, so the ORM sees the JSON column change.
+    # A new list, so the ORM detects the change of the JSON column.
     case.additional_recipients = [*current, email] if follow else current
     session.add(case)
     log.info(

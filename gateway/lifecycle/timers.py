@@ -3,10 +3,10 @@
 One pass (``run_tick``) moves every case whose timer ran out. Each move is
 a conditional UPDATE (``WHERE status = <old status> AND status_since <=
 cutoff``) in the same transaction as its history row and its mail. Of two
-passes at the same time, in threads, processes or after a restart, only
-the one whose UPDATE changed the row queues the mail: on PostgreSQL the
-second UPDATE waits for the first one's row lock and then finds the status
-changed, and on SQLite every write transaction holds the one write lock.
+passes at the same time (threads, processes, or a pass after a restart),
+only the one whose UPDATE changed the row queues the mail. On PostgreSQL
+the second UPDATE waits for the first one's row lock and then finds the
+status changed. On SQLite every write transaction holds the one write lock.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """Thread-Index and Thread-Topic: the headers Outlook threads conversations by.
 
-Outlook ignores References and groups mail by the first 22 bytes of
-Thread-Index (the conversation index of [MS-OXOMSG] 2.2.1.3, base64):
-one reserved byte 0x01, the high 40 bits of a FILETIME (100 ns ticks since
-1601-01-01 UTC), and a 16-byte GUID. Each mail of the conversation appends
-a 5-byte child block: a 1-bit delta code, 31 bits of time delta, 4 random
-bits and a 4-bit sequence count.
+They carry MAPI's conversation topic (the subject without prefixes) and
+conversation index, base64-encoded ([MS-OXOMSG] 2.2.1.3, and the MAPI page
+"Tracking conversations"). The index starts with a 22-byte header block:
+the byte 0x01, the high 40 bits of a FILETIME (100 ns ticks since
+1601-01-01 UTC) and a 16-byte GUID. Each later mail of the conversation
+appends a 5-byte child block: a 1-bit delta code, 31 bits of time delta,
+4 random bits and a 4-bit sequence count.
 
-Every mail of a case has the same header block, built from the time the
-case opened and a GUID derived from its token, so Outlook puts them in one
-conversation, and one child block with the time since the case opened.
+Every mail of a case gets the same header block, built from the time the
+case opened and a GUID derived from its token, so they share one
+conversation. One child block then holds the time since the case opened.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from datetime import UTC, datetime
 from gateway.models import Case
 
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+# The header block keeps a FILETIME without its 24 low bits (about 1.7 s).
+HEADER_DROPPED_BITS = 24
 # A delta below 2**49 ticks (about 1.8 years) is stored in bits 48..18 of
 # the delta (code 0), a larger one in bits 53..23 (code 1).
 SHORT_DELTA_LIMIT = 1 << 49
@@ -39,13 +42,14 @@ def filetime(moment: datetime) -> int:
 def conversation_header(case: Case) -> bytes:
     """Return the 22-byte header block shared by every mail of ``case``."""
     guid = hashlib.sha256(case.token.encode("utf-8")).digest()[:16]
-    stamp = (filetime(case.opened_at) >> 16).to_bytes(6, "big")[1:]
+    stamp = (filetime(case.opened_at) >> HEADER_DROPPED_BITS).to_bytes(5, "big")
     return b"\x01" + stamp + guid
 
 
 def child_block(case: Case, sent_at: datetime) -> bytes:
     """Return the 5-byte child block of a mail of ``case`` sent at ``sent_at``."""
-    header_ticks = (filetime(case.opened_at) >> 16) << 16
+    dropped = HEADER_DROPPED_BITS
+    header_ticks = (filetime(case.opened_at) >> dropped) << dropped
     delta = max(0, filetime(sent_at) - header_ticks)
     if delta < SHORT_DELTA_LIMIT:
         code, bits = 0, (delta >> 18) & 0x7FFFFFFF
