@@ -40,7 +40,7 @@ from gateway.models import (
     OutboundMessage,
     case_number,
 )
-from gateway.outbound.outbox import Notification, queue_notification
+from gateway.outbound.outbox import OutboxWriter
 from gateway.runtime import Runtime, load_runtime
 from gateway.views import case_view, inbound_view, outbound_view, outcome_view
 
@@ -419,7 +419,6 @@ def comment(
             "use a staff address or add its domain there"
         )
     _deliver_inline(runtime)
-    queued: list[int] = []
     with session_scope(runtime.engine) as session:
         case = get_case(session, number)
         new = NewComment(
@@ -431,17 +430,11 @@ def comment(
         now = runtime.clock()
         added = add_comment(session, runtime.settings, case, new, now=now)
 
-        def notify(notification: Notification) -> OutboundMessage | None:
-            row = queue_notification(
-                session, runtime.settings, runtime.renderer, notification
-            )
-            if row is not None and row.id is not None:
-                queued.append(row.id)
-            return row
+        notify = OutboxWriter(session, runtime.settings, runtime.renderer)
 
         comment_added(session, runtime.settings, case, added, notify, now)
-        result = {"case": case.number, "comment": added.id, "outbound": queued}
-    runtime.outbound_queued(queued)
+        result = {"case": case.number, "comment": added.id, "outbound": notify.ids}
+    runtime.outbound_queued(notify.ids)
     if as_json:
         _print_json(result)
     else:

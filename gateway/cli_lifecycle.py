@@ -1,4 +1,4 @@
-"""The lifecycle commands of ``gateway``: tick, due, surveys.
+"""The lifecycle commands of ``gateway``: tick, due, surveys, status.
 
 They are registered on the application of gateway.cli, which imports this
 module at its end.
@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
+from gateway.cases import get_case
 from gateway.cli import (
     ConfigOption,
     JsonOption,
@@ -20,12 +21,20 @@ from gateway.cli import (
     _runtime,
     app,
 )
-from gateway.db import read_only
+from gateway.db import read_only, session_scope
 from gateway.errors import InvalidInput
 from gateway.lifecycle.calendar import response_due
+from gateway.lifecycle.events import close_case
 from gateway.lifecycle.reports import survey_views
+from gateway.lifecycle.status import move
 from gateway.lifecycle.timers import run_tick
-from gateway.models import DISPLAY_ZONE, Severity
+from gateway.models import (
+    DISPLAY_ZONE,
+    CaseStatus,
+    Severity,
+    StatusCause,
+)
+from gateway.outbound.outbox import OutboxWriter
 
 
 def parse_moment(option: str, value: str) -> datetime:
@@ -114,3 +123,45 @@ def surveys(as_json: JsonOption = False, config: ConfigOption = None) -> None:
         typer.echo(
             f"{view['case']}  {answered:<8}  rating={rating}  {view['comment'][:60]}"
         )
+
+
+@app.command("status")
+def set_status(
+    number: Annotated[str, typer.Argument(help="Case number.")],
+    status: Annotated[
+        str,
+        typer.Argument(
+            help="Unassigned, In Progress, Waiting on Customer, Escalated, "
+            "Pending Closure or Closed."
+        ),
+    ],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set a case's status as an admin; Closed also sends the survey."""
+    names = {s.value.lower(): s for s in CaseStatus}
+    target = names.get(" ".join(status.split()).lower())
+    if target is None:
+        raise InvalidInput(
+            f"status {status!r} is unknown; use one of "
+            + ", ".join(s.value for s in CaseStatus)
+        )
+    runtime = _runtime(config)
+    _deliver_inline(runtime)
+    with session_scope(runtime.engine) as session:
+        case = get_case(session, number)
+        session.refresh(case, with_for_update=True)
+        now = runtime.clock()
+
+        notify = OutboxWriter(session, runtime.settings, runtime.renderer)
+
+        if target is CaseStatus.CLOSED:
+            close_case(session, runtime.settings, case, StatusCause.ADMIN, notify, now)
+        else:
+            move(session, case, target, StatusCause.ADMIN, now)
+        result = {"case": case.number, "status": case.status, "outbound": notify.ids}
+    runtime.outbound_queued(notify.ids)
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"case {result['case']} is {result['status']}")

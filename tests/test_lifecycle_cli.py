@@ -81,3 +81,17 @@ def test_tick_rejects_invalid_time(gateway_env: GatewayEnv) -> None:
     done = gateway_env.run("tick", "--now", "next monday", check=False)
     assert done.returncode == 65
     assert b"not an ISO 8601 time" in done.stderr
+
+
+def test_admin_status_close_sends_survey(gateway_env: GatewayEnv) -> None:
+    gateway_env.run("ingest", stdin=build_mail(subject="Licence key expired"))
+    [case] = gateway_env.json("cases", "--json")
+    result = gateway_env.json("status", case["number"], "closed", "--json")
+    assert result["status"] == "Closed"
+    shown = gateway_env.json("show", case["number"], "--json")
+    assert shown["history"][-1]["cause"] == "admin"
+    kinds = [row["kind"] for row in gateway_env.json("outbox", "--json")]
+    assert kinds == ["confirmation", "survey"]
+    reopen = gateway_env.run("status", case["number"], "In Progress", check=False)
+    assert reopen.returncode == 65
+    assert b"cannot move from Closed to In Progress" in reopen.stderr

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from gateway.errors import InvalidInput
 from gateway.models import Case, CaseStatus, StatusCause, StatusChange
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
 }
 
 
-class InvalidTransition(ValueError):
+class InvalidTransition(InvalidInput):
     """A status change that the lifecycle does not allow, such as reopening."""
 
 

@@ -20,8 +20,8 @@ from sqlmodel import Session, col, select
 
 from gateway.db import read_only, session_scope
 from gateway.lifecycle.events import send_survey
-from gateway.models import Case, CaseStatus, OutboundMessage, StatusCause, StatusChange
-from gateway.outbound.outbox import Notification, queue_notification
+from gateway.models import Case, CaseStatus, StatusCause, StatusChange
+from gateway.outbound.outbox import Notification, OutboxWriter
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,6 @@ def _advance(
     now: datetime,
 ) -> list[int] | None:
     """Move one case if it is still due; return the queued outbox ids, or None."""
-    queued: list[int] = []
     with session_scope(runtime.engine) as session:
         changed = session.execute(
             update(Case)
@@ -121,13 +120,7 @@ def _advance(
         case = session.get(Case, case_id, populate_existing=True)
         assert case is not None
 
-        def notify(notification: Notification) -> OutboundMessage | None:
-            row = queue_notification(
-                session, runtime.settings, runtime.renderer, notification
-            )
-            if row is not None and row.id is not None:
-                queued.append(row.id)
-            return row
+        notify = OutboxWriter(session, runtime.settings, runtime.renderer)
 
         if target is CaseStatus.CLOSED:
             send_survey(session, runtime.settings, case, notify, now)
@@ -139,4 +132,4 @@ def _advance(
         source.value,
         target.value,
     )
-    return queued
+    return notify.ids

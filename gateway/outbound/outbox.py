@@ -212,3 +212,24 @@ def _context(
             "text": comment.new_text,
         }
     return context
+
+
+@dataclass
+class OutboxWriter:
+    """A callable that queues notifications in one session and keeps their ids.
+
+    The caller hands ``ids`` to delivery after the transaction commits.
+    """
+
+    session: Session
+    settings: Settings
+    renderer: TemplateRenderer
+    ids: list[int] = field(default_factory=list)
+
+    def __call__(self, notification: Notification) -> OutboundMessage | None:
+        row = queue_notification(
+            self.session, self.settings, self.renderer, notification
+        )
+        if row is not None and row.id is not None:
+            self.ids.append(row.id)
+        return row
