@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -85,9 +86,10 @@ def create_case(
     token: str | None = None,
     status: CaseStatus = CaseStatus.UNASSIGNED,
     previous_case: Case | None = None,
+    now: datetime | None = None,
 ) -> Case:
     """Create a case without comments and return it, flushed (with its number)."""
-    now = utcnow()
+    now = now or utcnow()
     case = Case(
         token=token or mint_token(settings.desk.org_id),
         account_id=contact.account_id,
@@ -116,6 +118,7 @@ def open_case(
     additional_recipients: list[str],
     first_comment: NewComment,
     previous_case: Case | None = None,
+    now: datetime | None = None,
 ) -> tuple[Case, Comment]:
     """Open a case with its first comment and return both."""
     case = create_case(
@@ -126,8 +129,11 @@ def open_case(
         additional_recipients=additional_recipients,
         description=first_comment.new_text,
         previous_case=previous_case,
+        now=now,
     )
-    comment = add_comment(session, settings, case, first_comment, touch_case=False)
+    comment = add_comment(
+        session, settings, case, first_comment, touch_case=False, now=now
+    )
     log.info("case opened case=%s contact=%s", case.number, contact.email)
     return case, comment
 
@@ -139,10 +145,12 @@ def add_comment(
     new: NewComment,
     *,
     touch_case: bool = True,
+    now: datetime | None = None,
 ) -> Comment:
     """Add a comment with its attachments to ``case`` and return it.
 
     ``touch_case`` sets the case's last-modified time to the comment's.
+    ``now`` is the comment's time (default: the current time).
     """
     assert case.id is not None
     comment = Comment(
@@ -153,6 +161,7 @@ def add_comment(
         new_text=new.new_text,
         full_text=new.full_text,
         inbound_message_id=new.inbound_message_id,
+        created_at=now or utcnow(),
     )
     session.add(comment)
     session.flush()

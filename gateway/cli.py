@@ -29,6 +29,8 @@ from gateway.inbound.extract import extract_new_text, extract_new_text_from_html
 from gateway.inbound.parse import Address
 from gateway.inbound.process import Outcome, process_inbound
 from gateway.inbound.spool import IncomingMail, store_mails
+from gateway.lifecycle.events import comment_added
+from gateway.lifecycle.reports import is_overdue
 from gateway.logs import setup_logging
 from gateway.models import (
     AuthorKind,
@@ -38,7 +40,7 @@ from gateway.models import (
     OutboundMessage,
     case_number,
 )
-from gateway.outbound.outbox import Notification, queue_notification
+from gateway.outbound.outbox import OutboxWriter
 from gateway.runtime import Runtime, load_runtime
 from gateway.views import case_view, inbound_view, outbound_view, outcome_view
 
@@ -313,11 +315,20 @@ def imap_poll(
 
 
 @app.command()
-def cases(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+def cases(
+    as_json: JsonOption = False,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only cases whose response is overdue.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
     """List the cases, newest last."""
     runtime = _runtime(config)
     with Session(runtime.engine) as session:
         rows = session.exec(select(Case).order_by(col(Case.id))).all()
+        if overdue:
+            now = runtime.clock()
+            rows = [case for case in rows if is_overdue(case, now)]
         views = [
             case_view(session, runtime.settings, case, comments=False) for case in rows
         ]
@@ -349,7 +360,18 @@ def show(
         _print_json(view)
         return
     typer.echo(f"Case {view['number']}: {view['subject']}")
-    for key in ("status", "severity", "priority", "type", "token", "opened_at"):
+    for key in (
+        "status",
+        "severity",
+        "priority",
+        "type",
+        "token",
+        "opened_at",
+        "escalation_level",
+        "previous_case",
+        "first_response_due",
+        "next_response_due",
+    ):
         typer.echo(f"  {key}: {view[key]}")
     typer.echo(f"  contact: {view['contact']['name']} <{view['contact']['email']}>")
     for comment in view["comments"]:
@@ -450,7 +472,6 @@ def comment(
             "use a staff address or add its domain there"
         )
     _deliver_inline(runtime)
-    queued: list[int] = []
     with session_scope(runtime.engine) as session:
         case = get_case(session, number)
         new = NewComment(
@@ -459,17 +480,14 @@ def comment(
             new_text=body.strip(),
             full_text=body,
         )
-        added = add_comment(session, runtime.settings, case, new)
-        row = queue_notification(
-            session,
-            runtime.settings,
-            runtime.renderer,
-            Notification("comment_update", case, added),
-        )
-        if row is not None and row.id is not None:
-            queued.append(row.id)
-        result = {"case": case.number, "comment": added.id, "outbound": queued}
-    runtime.outbound_queued(queued)
+        now = runtime.clock()
+        added = add_comment(session, runtime.settings, case, new, now=now)
+
+        notify = OutboxWriter(session, runtime.settings, runtime.renderer)
+
+        comment_added(session, runtime.settings, case, added, notify, now)
+        result = {"case": case.number, "comment": added.id, "outbound": notify.ids}
+    runtime.outbound_queued(notify.ids)
     if as_json:
         _print_json(result)
     else:
@@ -543,3 +561,7 @@ def import_command(
     else:
         for view in views:
             typer.echo(f"imported case {view['number']} token={view['token']}")
+
+
+# Registers the lifecycle commands (tick, due, surveys) on ``app``.
+from gateway import cli_lifecycle  # noqa: E402, F401

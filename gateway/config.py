@@ -110,6 +110,32 @@ class ImapSettings:
 
 
 @dataclass
+class LifecycleSettings:
+    pending_after_days: float = 7.0
+    close_after_days: float = 14.0
+    tick_seconds: float = 60.0
+
+
+@dataclass
+class SlaSettings:
+    critical_hours: float = 2.0
+    urgent_hours: float = 4.0
+    standard_hours: float = 16.0
+    low_hours: float = 40.0
+
+
+@dataclass
+class EscalationSettings:
+    # Managers of escalation levels 1 to 4; empty = no notice for that level.
+    level_1: str = ""
+    level_2: str = ""
+    level_3: str = ""
+    level_4: str = ""
+    # Notified when a Critical case opens; empty = the level 1 manager.
+    critical: str = ""
+
+
+@dataclass
 class Settings:
     desk: DeskSettings = field(default_factory=DeskSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -118,6 +144,9 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     imap: list[ImapSettings] = field(default_factory=list)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
     templates_dir: Path = Path(__file__).resolve().parent.parent / "templates"
     config_path: Path | None = None
 
@@ -147,6 +176,9 @@ SECTIONS = {
     "relay": RelaySettings,
     "broker": BrokerSettings,
     "worker": WorkerSettings,
+    "lifecycle": LifecycleSettings,
+    "sla": SlaSettings,
+    "escalation": EscalationSettings,
 }
 
 
@@ -379,6 +411,23 @@ def _validate(settings: Settings) -> None:
         )
     if settings.worker.threads < 0:
         raise ConfigError("[worker] threads must be 0 or more")
+    _validate_lifecycle(settings)
+
+
+def _validate_lifecycle(settings: Settings) -> None:
+    lifecycle = settings.lifecycle
+    for key in ("pending_after_days", "close_after_days", "tick_seconds"):
+        if getattr(lifecycle, key) <= 0:
+            raise ConfigError(f"[lifecycle] {key} must be more than 0")
+    for key in ("critical_hours", "urgent_hours", "standard_hours", "low_hours"):
+        if getattr(settings.sla, key) <= 0:
+            raise ConfigError(f"[sla] {key} must be more than 0 business hours")
+    for item in dataclasses.fields(EscalationSettings):
+        address = getattr(settings.escalation, item.name)
+        if address and ("@" not in address or any(c.isspace() for c in address)):
+            raise ConfigError(
+                f"[escalation] {item.name} {address!r} is not a mail address"
+            )
 
 
 IMAP_ENV_PATTERN = re.compile(r"^GATEWAY_IMAP_(\d+)_(\w+)$")

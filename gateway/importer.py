@@ -18,7 +18,8 @@ from gateway.cases import create_case, find_or_create_contact
 from gateway.config import Settings
 from gateway.errors import InvalidInput
 from gateway.inbound.parse import Address, normalize_message_id
-from gateway.models import Case, CaseStatus, ThreadMessage, ThreadSource
+from gateway.lifecycle.status import record_opening
+from gateway.models import Case, CaseStatus, StatusCause, ThreadMessage, ThreadSource
 from gateway.threading.tokens import is_token
 
 
@@ -87,6 +88,7 @@ def import_cases(
         )
         if item.get("legacy_number"):
             case.legacy_number = str(item["legacy_number"])
+        record_opening(session, case, StatusCause.ADMIN, case.opened_at)
         assert case.id is not None
         for raw_id in item.get("sent_message_ids") or []:
             message_id = normalize_message_id(str(raw_id))

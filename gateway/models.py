@@ -173,6 +173,14 @@ class Case(SQLModel, table=True):
     previous_case_id: int | None = Field(default=None, foreign_key="case.id")
     opened_at: datetime = Field(default_factory=utcnow)
     last_modified_at: datetime = Field(default_factory=utcnow)
+    # Start of the lifecycle timers: when the case entered its status, or
+    # the last staff answer while it is Waiting on Customer.
+    status_since: datetime | None = Field(default=None, index=True)
+    first_response_due: datetime | None = None
+    first_response_at: datetime | None = None
+    # The time by which staff must answer the customer next; None while the
+    # case waits on the customer or is closed.
+    next_response_due: datetime | None = Field(default=None, index=True)
 
     @property
     def number(self) -> str:
@@ -313,3 +321,37 @@ class ImapFolderState(SQLModel, table=True):
     last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     started_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class StatusCause(enum.StrEnum):
+    """What moved a case from one status to another."""
+
+    COMMENT = "comment"
+    TIMER = "timer"
+    COMMAND = "command"
+    ADMIN = "admin"
+
+
+class StatusChange(SQLModel, table=True):
+    """One transition of a case's status; ``from_status`` is None at opening."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    at: datetime
+    from_status: str | None = None
+    to_status: str
+    cause: str
+
+
+class Survey(SQLModel, table=True):
+    """The satisfaction survey sent when a case closed, with its answer."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    # Message-ID of the survey mail, so a reply to it is known as the answer.
+    message_id: str | None = None
+    sent_at: datetime
+    rating: int | None = None
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    answered_by: str = ""
+    answered_at: datetime | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.config import Settings, load_settings
 from gateway.db import make_engine, upgrade_schema
 from gateway.errors import StoreError
+from gateway.models import utcnow
 from gateway.outbound.render import TemplateRenderer
 
 
@@ -27,11 +29,13 @@ class Runtime:
 
     ``outbound_queued`` is called with the ids of outbox rows after the
     transaction that queued them commits. The job layer sets it so that
-    the rows go to a delivery worker.
+    the rows go to a delivery worker. ``clock`` returns the current time
+    (aware, UTC) for the case lifecycle; tests replace it.
     """
 
     settings: Settings
     outbound_queued: Callable[[list[int]], None] = field(default=_ignore)
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     @cached_property
     def engine(self) -> Engine:

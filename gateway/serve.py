@@ -13,6 +13,7 @@ from gateway.inbound.imap import start_pollers, stop_pollers
 from gateway.inbound.smtp import GatewayHandler, start_smtp_server
 from gateway.inbound.spool import GroupCommitWriter
 from gateway.jobs import QUEUE_NAME, configure, enqueue_inbound, sweep
+from gateway.lifecycle.timers import run_tick
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,11 @@ async def serve(runtime: Runtime) -> None:
         settings.broker.url or "in-process",
         settings.worker.threads if in_process else 0,
     )
-    sweeper = None
+    sweeper = timers = None
     if handing_off:
         await asyncio.to_thread(sweep, runtime, everything=True)
         sweeper = asyncio.create_task(_sweep_forever(runtime))
+        timers = asyncio.create_task(_tick_forever(runtime))
     # Each mailbox runs in a task of its own that logs and retries its own
     # failures, so a mailbox that is down never stops the SMTP listener.
     pollers = start_pollers(runtime, enqueue_inbound if handing_off else _no_worker)
@@ -82,8 +84,9 @@ async def serve(runtime: Runtime) -> None:
     if server is not None:
         server.close()
         await server.wait_closed()
-    if sweeper is not None:
-        sweeper.cancel()
+    for task in (sweeper, timers):
+        if task is not None:
+            task.cancel()
     await asyncio.to_thread(writer.stop)
     if worker is not None:
         await asyncio.to_thread(worker.stop)
@@ -99,3 +102,18 @@ async def _sweep_forever(runtime: Runtime) -> None:
             await asyncio.to_thread(sweep, runtime)
         except Exception:
             log.exception("sweep failed; trying again in %.0f s", interval)
+
+
+async def _tick_forever(runtime: Runtime) -> None:
+    """Run the lifecycle timers every ``[lifecycle] tick_seconds``, from the start.
+
+    Every serve process runs them; a pass is safe beside another one (see
+    gateway.lifecycle.timers), so a scale-out needs no single scheduler.
+    """
+    interval = runtime.settings.lifecycle.tick_seconds
+    while True:
+        try:
+            await asyncio.to_thread(run_tick, runtime, runtime.clock())
+        except Exception:
+            log.exception("lifecycle timers failed; trying again in %.0f s", interval)
+        await asyncio.sleep(interval)

@@ -15,6 +15,7 @@ from gateway.attachments import attachment_path
 from gateway.config import Settings
 from gateway.inbound.parse import Address, ParsedAttachment, ParsedMessage
 from gateway.inbound.process import Outcome
+from gateway.lifecycle.reports import lifecycle_fields
 from gateway.models import (
     DISPLAY_ZONE,
     Account,
@@ -68,6 +69,7 @@ def case_view(
         "previous_case": previous.number if previous else None,
         "opened_at": timestamp(case.opened_at),
         "last_modified_at": timestamp(case.last_modified_at),
+        **lifecycle_fields(session, case),
     }
     if comments:
         view["comments"] = [

@@ -25,6 +25,7 @@ from gateway.inbound.classify import classify
 from gateway.inbound.extract import extract_reply
 from gateway.inbound.parse import Address, ParsedMessage, parse_message
 from gateway.inbound.spool import load_raw
+from gateway.lifecycle.events import case_opened, comment_added, is_survey_answer
 from gateway.models import (
     FINAL_INBOUND_STATES,
     AuthorKind,
@@ -32,6 +33,7 @@ from gateway.models import (
     CaseStatus,
     InboundMessage,
     InboundState,
+    OutboundMessage,
     ThreadMessage,
     ThreadSource,
     case_number,
@@ -270,15 +272,29 @@ def _apply(
         attachments=parsed.attachments,
         inbound_message_id=row.id,
     )
+    now = runtime.clock()
+
+    def notify(notification: Notification) -> OutboundMessage | None:
+        return _notify(session, runtime, outcome, notification)
+
+    if match is not None:
+        # The row lock keeps a timer pass from moving the case meanwhile.
+        session.refresh(match.case, with_for_update=True)
     if match is not None and match.case.status != CaseStatus.CLOSED:
         case = match.case
-        comment = add_comment(session, settings, case, new)
+        comment = add_comment(session, settings, case, new, now=now)
         outcome.matched_by = match.matched_by
         _remember_message_id(session, case, parsed)
-        if kind is AuthorKind.STAFF:
-            _notify(
-                session, runtime, outcome, Notification("comment_update", case, comment)
-            )
+        comment_added(
+            session, settings, case, comment, notify, now, subject=parsed.subject
+        )
+    elif match is not None and is_survey_answer(
+        session, match.case, parsed, new_text, now
+    ):
+        case = match.case
+        comment = add_comment(session, settings, case, new, touch_case=False, now=now)
+        outcome.matched_by = match.matched_by
+        _remember_message_id(session, case, parsed)
     else:
         contact = find_or_create_contact(session, sender)
         case, comment = open_case(
@@ -289,10 +305,11 @@ def _apply(
             additional_recipients=_additional_recipients(runtime, parsed, sender),
             first_comment=new,
             previous_case=match.case if match else None,
+            now=now,
         )
         outcome.matched_by = NEW
         _remember_message_id(session, case, parsed)
-        _notify(session, runtime, outcome, Notification("confirmation", case, comment))
+        case_opened(session, settings, case, comment, notify, now)
     row.case_id = case.id
     row.comment_id = comment.id
     outcome.case_number = case.number
@@ -302,12 +319,13 @@ def _apply(
 
 def _notify(
     session: Session, runtime: Runtime, outcome: Outcome, notification: Notification
-) -> None:
+) -> OutboundMessage | None:
     queued = queue_notification(
         session, runtime.settings, runtime.renderer, notification
     )
     if queued is not None and queued.id is not None:
         outcome.queued_outbound.append(queued.id)
+    return queued
 
 
 def _remember_message_id(session: Session, case: Case, parsed: ParsedMessage) -> None:

@@ -8,7 +8,8 @@ queueing) and stored, so a retry sends the same bytes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -23,9 +24,12 @@ from gateway.models import (
     OutboundMessage,
     ThreadMessage,
     ThreadSource,
+    utcnow,
 )
 from gateway.outbound.compose import compose_message, make_message_id
+from gateway.outbound.context import lifecycle_context
 from gateway.outbound.deliver import is_envelope_address
+from gateway.outbound.outlook import outlook_headers
 from gateway.outbound.render import RenderedMail, TemplateRenderer
 
 log = logging.getLogger(__name__)
@@ -35,11 +39,18 @@ DISPLAY_TIME_FORMATS = {"de": "%d.%m.%Y %H:%M %Z", "en": "%Y-%m-%d %H:%M %Z"}
 
 @dataclass(frozen=True)
 class Notification:
-    """A notification to queue: its kind, the case and the comment it reports."""
+    """A notification to queue: its kind, the case and the comment it reports.
+
+    ``recipients`` replaces the case's contact and additional recipients,
+    for mail to staff such as an escalation notice, which also leaves out the
+    command links. ``context`` adds values for the template.
+    """
 
     kind: str
     case: Case
     comment: Comment | None = None
+    recipients: tuple[str, ...] = ()
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 def queue_notification(
@@ -56,12 +67,15 @@ def queue_notification(
     """
     case = notification.case
     contact = session.get(Contact, case.contact_id) if case.contact_id else None
-    to = [contact.email] if contact and contact.email else []
-    cc = [
-        a
-        for a in case.additional_recipients
-        if a.lower() not in {t.lower() for t in to}
-    ]
+    if notification.recipients:
+        to, cc = list(notification.recipients[:1]), list(notification.recipients[1:])
+    else:
+        to = [contact.email] if contact and contact.email else []
+        cc = [
+            a
+            for a in case.additional_recipients
+            if a.lower() not in {t.lower() for t in to}
+        ]
     undeliverable = [a for a in [*to, *cc] if not is_envelope_address(a)]
     if undeliverable:
         log.warning(
@@ -84,10 +98,15 @@ def queue_notification(
         return None
     assert case.id is not None
     history = _thread_ids(session, case.id)
-    rendered = renderer.render(
-        notification.kind, _context(settings, notification, contact)
-    )
+    previous = None
+    if case.previous_case_id is not None:
+        previous = session.get(Case, case.previous_case_id)
+    context = notification_context(settings, notification, contact, previous)
+    rendered = renderer.render(notification.kind, context)
     message_id = make_message_id(settings.desk.message_id_domain)
+    headers = {GATEWAY_HEADER: f"{notification.kind}; case={case.number}"}
+    created_at = utcnow()
+    headers.update(outlook_headers(case, created_at))
     row = OutboundMessage(
         case_id=case.id,
         kind=notification.kind,
@@ -99,9 +118,11 @@ def queue_notification(
         message_id=message_id,
         in_reply_to=history[-1] if history else None,
         references=history,
-        headers={GATEWAY_HEADER: f"{notification.kind}; case={case.number}"},
+        headers=headers,
         text_body=rendered.text,
         html_body=rendered.html,
+        created_at=created_at,
+        next_attempt_at=created_at,
     )
     session.add(row)
     session.add(
@@ -145,6 +166,22 @@ def _thread_ids(session: Session, case_id: int) -> list[str]:
     return list(dict.fromkeys(rows))
 
 
+def notification_context(
+    settings: Settings,
+    notification: Notification,
+    contact: Contact | None,
+    previous: Case | None,
+) -> dict[str, Any]:
+    """Return the template values of a notification about a case.
+
+    ``previous`` is the closed case that the case continues, if any.
+    """
+    return {
+        **lifecycle_context(settings, notification, contact, previous),
+        **_context(settings, notification, contact),
+    }
+
+
 def _context(
     settings: Settings, notification: Notification, contact: Contact | None
 ) -> dict[str, Any]:
@@ -175,3 +212,24 @@ def _context(
             "text": comment.new_text,
         }
     return context
+
+
+@dataclass
+class OutboxWriter:
+    """A callable that queues notifications in one session and keeps their ids.
+
+    The caller hands ``ids`` to delivery after the transaction commits.
+    """
+
+    session: Session
+    settings: Settings
+    renderer: TemplateRenderer
+    ids: list[int] = field(default_factory=list)
+
+    def __call__(self, notification: Notification) -> OutboundMessage | None:
+        row = queue_notification(
+            self.session, self.settings, self.renderer, notification
+        )
+        if row is not None and row.id is not None:
+            self.ids.append(row.id)
+        return row

@@ -215,9 +215,9 @@ def test_unknown_kind_raises(templates_dir: Path, mail_context: dict[str, Any]) 
     renderer = TemplateRenderer(templates_dir, "en")
 
     with pytest.raises(ConfigError) as caught:
-        renderer.render("survey", mail_context)
+        renderer.render("newsletter", mail_context)
 
-    assert str(templates_dir / "en" / "survey.subject.j2") in str(caught.value)
+    assert str(templates_dir / "en" / "newsletter.subject.j2") in str(caught.value)
 
 
 def test_kind_with_path_raises(

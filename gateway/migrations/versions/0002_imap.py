@@ -1,6 +1,6 @@
 """track the IMAP folders read
 
-Revision ID: 0002_imap
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-04 17:15:46.213633
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0002_imap"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,157 @@
+"""A case's whole life with an injected clock: answers, timers, reopening, survey."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+
+from gateway.db import read_only
+from gateway.lifecycle.reports import is_overdue, survey_views
+from gateway.lifecycle.timers import run_tick
+from gateway.views import case_view
+from tests.conftest import build_mail
+from tests.lifecycle_helpers import (
+    CUSTOMER,
+    STAFF,
+    Clock,
+    ingest,
+    load_case,
+    make_runtime,
+    outbox,
+    reply_to,
+)
+
+# Monday 7 December 2026, 09:30 in Berlin.
+START = datetime.fromisoformat("2026-12-07T09:30:00+01:00")
+
+
+def test_full_case_life(tmp_path: Path) -> None:
+    clock = Clock(START)
+    runtime = make_runtime(tmp_path / "gw", clock)
+
+    # The first mail opens the case.
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Scanner offline"))
+    number = opened.case_number
+    assert number is not None
+    case = load_case(runtime, number)
+    assert case.status == "Unassigned"
+    # Standard: 16 business hours from Mon 09:30 = Wed 09:30.
+    assert case.first_response_due == datetime.fromisoformat(
+        "2026-12-09T09:30:00+01:00"
+    )
+    [confirmation] = outbox(runtime, "confirmation")
+
+    # Staff answer: Waiting on Customer.
+    clock.now = START + timedelta(hours=1)
+    ingest(runtime, reply_to(confirmation, STAFF, "Please restart the scanner."))
+    case = load_case(runtime, number)
+    assert case.status == "Waiting on Customer"
+    assert case.next_response_due is None
+    [update] = outbox(runtime, "comment_update")
+
+    # Six days of silence change nothing; the seventh moves it.
+    answered = clock.now
+    assert run_tick(runtime, answered + timedelta(days=6)).pending == []
+    first_pass = run_tick(runtime, answered + timedelta(days=7, minutes=1))
+    assert first_pass.pending == [number]
+    assert run_tick(runtime, answered + timedelta(days=7, minutes=2)).pending == []
+    assert load_case(runtime, number).status == "Pending Closure"
+    [pending_mail] = outbox(runtime, "pending_closure")
+    assert "14 days" in pending_mail.text_body
+
+    # A customer reply reopens the case.
+    clock.now = answered + timedelta(days=8)
+    ingest(runtime, reply_to(pending_mail, CUSTOMER, "Still offline after restart."))
+    assert load_case(runtime, number).status == "In Progress"
+    [reopened] = outbox(runtime, "reopened")
+    assert number in reopened.subject
+
+    # Staff answer again, then silence until the case closes.
+    clock.now = answered + timedelta(days=8, hours=1)
+    ingest(runtime, reply_to(update, STAFF, "A new driver is attached."))
+    second_answer = clock.now
+    assert run_tick(runtime, second_answer + timedelta(days=7, minutes=1)).pending
+    pending_since = second_answer + timedelta(days=7, minutes=1)
+    assert run_tick(runtime, pending_since + timedelta(days=13)).closed == []
+    closing = run_tick(runtime, pending_since + timedelta(days=14))
+    assert closing.closed == [number]
+    assert run_tick(runtime, pending_since + timedelta(days=14)).closed == []
+    assert load_case(runtime, number).status == "Closed"
+    [survey_mail] = outbox(runtime, "survey")
+    assert "1 (not at all) to 5" in survey_mail.text_body
+    assert len(outbox(runtime, "pending_closure")) == 2
+
+    # The survey answer is recorded and opens no case.
+    clock.now = pending_since + timedelta(days=15)
+    answer = ingest(
+        runtime, reply_to(survey_mail, CUSTOMER, "4\n\nQuick help, thank you.")
+    )
+    assert answer.case_number == number
+    assert load_case(runtime, number).status == "Closed"
+    with Session(read_only(runtime.engine)) as session:
+        [survey] = survey_views(session)
+        view = case_view(
+            session, runtime.settings, load_case(runtime, number), comments=False
+        )
+    assert survey["case"] == number
+    assert survey["rating"] == 4
+    assert survey["comment"] == "Quick help, thank you."
+    assert survey["answered_by"] == "erika@kunde.example.org"
+    assert len(outbox(runtime, "confirmation")) == 1
+
+    # A later reply to the closed case opens a linked case.
+    clock.now = pending_since + timedelta(days=20)
+    linked = ingest(
+        runtime, reply_to(survey_mail, CUSTOMER, "The scanner is offline again.")
+    )
+    assert linked.matched_by == "new"
+    assert linked.case_number != number
+    assert linked.case_number is not None
+    new_case = load_case(runtime, linked.case_number)
+    assert new_case.previous_case_id == int(number)
+    confirmations = outbox(runtime, "confirmation")
+    assert len(confirmations) == 2
+    assert f"Your mail replied to case {number}" in confirmations[1].text_body
+    assert number in confirmations[1].html_body
+
+    # The history records every move with its cause.
+    steps = [(entry["from"], entry["to"], entry["cause"]) for entry in view["history"]]
+    assert steps == [
+        (None, "Unassigned", "comment"),
+        ("Unassigned", "Waiting on Customer", "comment"),
+        ("Waiting on Customer", "Pending Closure", "timer"),
+        ("Pending Closure", "In Progress", "comment"),
+        ("In Progress", "Waiting on Customer", "comment"),
+        ("Waiting on Customer", "Pending Closure", "timer"),
+        ("Pending Closure", "Closed", "timer"),
+    ]
+    with Session(read_only(runtime.engine)) as session:
+        linked_view = case_view(session, runtime.settings, new_case, comments=False)
+    assert linked_view["previous_case"] == number
+    assert linked_view["first_response_due"] is not None
+
+
+def test_unanswered_case_becomes_overdue(tmp_path: Path) -> None:
+    clock = Clock(START)
+    runtime = make_runtime(tmp_path / "gw", clock)
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Payroll export"))
+    assert opened.case_number is not None
+    case = load_case(runtime, opened.case_number)
+    # Due Wed 9 Dec 09:30 (16 business hours from Mon 09:30).
+    assert not is_overdue(case, datetime.fromisoformat("2026-12-09T09:29:00+01:00"))
+    assert is_overdue(case, datetime.fromisoformat("2026-12-09T09:31:00+01:00"))
+    [confirmation] = outbox(runtime, "confirmation")
+    clock.now = datetime.fromisoformat("2026-12-08T10:00:00+01:00")
+    ingest(runtime, reply_to(confirmation, STAFF, "We are on it."))
+    answered = load_case(runtime, opened.case_number)
+    assert not is_overdue(answered, datetime.fromisoformat("2026-12-20T10:00:00+01:00"))
+    assert answered.first_response_at == clock.now
+    # The customer's next reply starts the clock again: Tue 10:30 + 16 h.
+    clock.now = datetime.fromisoformat("2026-12-08T10:30:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Thanks, one more detail."))
+    replied = load_case(runtime, opened.case_number)
+    assert replied.next_response_due == datetime.fromisoformat(
+        "2026-12-10T10:30:00+01:00"
+    )
