@@ -153,13 +153,22 @@ def serve_processes() -> Iterator[list[ServeProcess]]:
         process.stop()
 
 
+def count_rows(env: GatewayEnv, table: str) -> int:
+    """Count the rows of ``table`` in the SQLite store; 0 before it exists."""
+    path = env.store_url.removeprefix("sqlite:///")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+            return int(db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        # No store file or no table yet: the gateway is still starting.
+        if "no such table" in str(exc) or "unable to open" in str(exc):
+            return 0
+        raise
+
+
 def inbound_count(env: GatewayEnv) -> int:
     """Count the stored inbound rows, reading the SQLite store directly."""
-    path = env.store_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path, timeout=10) as connection:
-        return int(
-            connection.execute("SELECT count(*) FROM inboundmessage").fetchone()[0]
-        )
+    return count_rows(env, "inboundmessage")
 
 
 def polled_once(env: GatewayEnv) -> bool:
@@ -168,10 +177,7 @@ def polled_once(env: GatewayEnv) -> bool:
     With ``ingest_existing = false`` mail put into the folder before that
     counts as existing mail and is left there.
     """
-    path = env.store_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path, timeout=10) as connection:
-        row = connection.execute("SELECT count(*) FROM imapfolderstate").fetchone()
-    return bool(row[0])
+    return count_rows(env, "imapfolderstate") > 0
 
 
 def wait_until(

@@ -1,12 +1,21 @@
-"""IMAP ingestion against a real Dovecot: ``gateway imap-poll --once``."""
+"""IMAP ingestion against a real Dovecot through ``gateway imap-poll``."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import GatewayEnv, build_mail, make_env
-from tests.imap.conftest import PROCESSED, Mailbox, add_imap, imap_table
+from tests.conftest import GATEWAY, GatewayEnv, build_mail, make_env
+from tests.imap.conftest import (
+    PROCESSED,
+    Mailbox,
+    add_imap,
+    count_rows,
+    imap_table,
+    polled_once,
+    wait_until,
+)
 from tests.imap.dovecot import Dovecot
 from tests.imap.proxy import CuttingProxy
 
@@ -206,3 +215,21 @@ def test_imap_poll_without_mailbox_fails(tmp_path: Path) -> None:
 
     assert done.returncode == 78
     assert "no [[imap]] table in the config" in done.stderr.decode()
+
+
+def test_imap_poll_runs_until_sigterm(imap_env: GatewayEnv, mailbox: Mailbox) -> None:
+    process = subprocess.Popen(
+        [GATEWAY, "imap-poll", "--config", str(imap_env.config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: polled_once(imap_env), 30, "the first poll")
+        mailbox.append(build_mail(sender=CUSTOMER, subject="Über den Dauerbetrieb"))
+        wait_until(lambda: count_rows(imap_env, "case") == 1, 30, "the case opened")
+    finally:
+        process.terminate()
+        _output, errors = process.communicate(timeout=30)
+
+    assert process.returncode == 0, errors.decode()
+    assert imap_env.json("cases", "--json")[0]["subject"] == "Über den Dauerbetrieb"
