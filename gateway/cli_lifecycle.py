@@ -160,9 +160,7 @@ def set_status(
         case = get_case(session, number)
         session.refresh(case, with_for_update=True)
         now = runtime.clock()
-
         notify = OutboxWriter(session, runtime.settings, runtime.renderer)
-
         if target is CaseStatus.CLOSED:
             close_case(session, runtime.settings, case, StatusCause.ADMIN, notify, now)
         else:
