@@ -482,9 +482,7 @@ def comment(
         )
         now = runtime.clock()
         added = add_comment(session, runtime.settings, case, new, now=now)
-
         notify = OutboxWriter(session, runtime.settings, runtime.renderer)
-
         comment_added(session, runtime.settings, case, added, notify, now)
         result = {"case": case.number, "comment": added.id, "outbound": notify.ids}
     runtime.outbound_queued(notify.ids)
@@ -563,5 +561,5 @@ def import_command(
             typer.echo(f"imported case {view['number']} token={view['token']}")
 
 
-# Registers the lifecycle commands (tick, due, surveys) on ``app``.
+# Registers the lifecycle commands (tick, due, surveys, status, severity).
 from gateway import cli_lifecycle  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""The lifecycle commands of ``gateway``: tick, due, surveys, status.
+"""The lifecycle commands of ``gateway``: tick, due, surveys, status, severity.
 
 They are registered on the application of gateway.cli, which imports this
 module at its end.
@@ -24,7 +24,7 @@ from gateway.cli import (
 from gateway.db import read_only, session_scope
 from gateway.errors import InvalidInput
 from gateway.lifecycle.calendar import response_due
-from gateway.lifecycle.events import close_case
+from gateway.lifecycle.events import change_severity, close_case
 from gateway.lifecycle.reports import survey_views
 from gateway.lifecycle.status import move
 from gateway.lifecycle.timers import run_tick
@@ -35,6 +35,7 @@ from gateway.models import (
     StatusCause,
 )
 from gateway.outbound.outbox import OutboxWriter
+from gateway.views import timestamp
 
 
 def parse_moment(option: str, value: str) -> datetime:
@@ -51,6 +52,18 @@ def parse_moment(option: str, value: str) -> datetime:
             f"{option} {value!r} has no offset: add one, such as +01:00 or Z"
         )
     return moment
+
+
+def parse_severity(option: str, value: str) -> Severity:
+    """Return the severity ``value`` names (any case); raise InvalidInput otherwise."""
+    names = {level.value.lower(): level for level in Severity}
+    found = names.get(value.strip().lower())
+    if found is None:
+        raise InvalidInput(
+            f"{option} {value!r} is invalid; use one of "
+            + ", ".join(level.value for level in Severity)
+        )
+    return found
 
 
 @app.command()
@@ -92,15 +105,10 @@ def due(
     config: ConfigOption = None,
 ) -> None:
     """Print when a response is due, in business hours from --opened."""
-    names = {s.value.lower(): s.value for s in Severity}
-    if severity.strip().lower() not in names:
-        raise InvalidInput(
-            f"--severity {severity!r} is invalid; use one of "
-            + ", ".join(s.value for s in Severity)
-        )
+    level = parse_severity("--severity", severity)
     start = parse_moment("--opened", opened)
     runtime = _runtime(config)
-    moment = response_due(runtime.settings.sla, names[severity.strip().lower()], start)
+    moment = response_due(runtime.settings.sla, level.value, start)
     shown = moment.astimezone(DISPLAY_ZONE).isoformat()
     if as_json:
         _print_json({"due": shown})
@@ -152,9 +160,7 @@ def set_status(
         case = get_case(session, number)
         session.refresh(case, with_for_update=True)
         now = runtime.clock()
-
         notify = OutboxWriter(session, runtime.settings, runtime.renderer)
-
         if target is CaseStatus.CLOSED:
             close_case(session, runtime.settings, case, StatusCause.ADMIN, notify, now)
         else:
@@ -165,3 +171,38 @@ def set_status(
         _print_json(result)
     else:
         typer.echo(f"case {result['case']} is {result['status']}")
+
+
+@app.command()
+def severity(
+    number: Annotated[str, typer.Argument(help="Case number.")],
+    value: Annotated[
+        str,
+        typer.Argument(help="Critical, Urgent, Standard or Low.", metavar="SEVERITY"),
+    ],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Change a case's severity and its due times; Critical notifies the manager."""
+    target = parse_severity("SEVERITY", value)
+    runtime = _runtime(config)
+    _deliver_inline(runtime)
+    with session_scope(runtime.engine) as session:
+        case = get_case(session, number)
+        session.refresh(case, with_for_update=True)
+        notify = OutboxWriter(session, runtime.settings, runtime.renderer)
+        change_severity(
+            session, runtime.settings, case, target, notify, runtime.clock()
+        )
+        result = {
+            "case": case.number,
+            "severity": case.severity,
+            "first_response_due": timestamp(case.first_response_due),
+            "next_response_due": timestamp(case.next_response_due),
+            "outbound": notify.ids,
+        }
+    runtime.outbound_queued(notify.ids)
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"case {result['case']} has severity {result['severity']}")

@@ -95,3 +95,16 @@ def test_admin_status_close_sends_survey(gateway_env: GatewayEnv) -> None:
     reopen = gateway_env.run("status", case["number"], "In Progress", check=False)
     assert reopen.returncode == 65
     assert b"cannot move from Closed to In Progress" in reopen.stderr
+
+
+def test_severity_command_sets_due_times(gateway_env: GatewayEnv) -> None:
+    gateway_env.run("ingest", stdin=build_mail(subject="Shop offline"))
+    [case] = gateway_env.json("cases", "--json")
+    result = gateway_env.json("severity", case["number"], "low", "--json")
+    assert result["severity"] == "Low"
+    shown = gateway_env.json("show", case["number"], "--json")
+    assert shown["first_response_due"] == result["first_response_due"]
+    assert shown["first_response_due"] != case["first_response_due"]
+    wrong = gateway_env.run("severity", case["number"], "high", check=False)
+    assert wrong.returncode == 65
+    assert b"'high' is invalid" in wrong.stderr

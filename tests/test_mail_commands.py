@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cases import get_case
+from gateway.db import session_scope
 from gateway.lifecycle.commands import Command, find_command
+from gateway.lifecycle.events import change_severity
+from gateway.models import Severity
+from gateway.outbound.outbox import OutboxWriter
 from tests.conftest import build_mail
 from tests.lifecycle_helpers import (
     CUSTOMER,
@@ -116,3 +121,25 @@ def test_standard_case_sends_no_manager_notice(tmp_path: Path) -> None:
     runtime = make_runtime(tmp_path / "gw", Clock(START), managers=MANAGERS)
     ingest(runtime, build_mail(sender=CUSTOMER, subject="Question on reports"))
     assert outbox(runtime, "escalation_notice") == []
+
+
+def test_severity_raised_to_critical(tmp_path: Path) -> None:
+    clock = Clock(START)
+    runtime = make_runtime(tmp_path / "gw", clock, managers=MANAGERS)
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Orders stuck"))
+    assert opened.case_number is not None
+    clock.now = datetime.fromisoformat("2026-12-07T10:00:00+01:00")
+    with session_scope(runtime.engine) as session:
+        case = get_case(session, opened.case_number)
+        notify = OutboxWriter(session, runtime.settings, runtime.renderer)
+        change_severity(
+            session, runtime.settings, case, Severity.CRITICAL, notify, clock.now
+        )
+    case = load_case(runtime, opened.case_number)
+    assert case.severity == "Critical"
+    # Both clocks start at the opening, Mon 09:30: 2 business hours.
+    due = datetime.fromisoformat("2026-12-07T11:30:00+01:00")
+    assert case.first_response_due == due
+    assert case.next_response_due == due
+    [notice] = outbox(runtime, "escalation_notice")
+    assert notice.to == ["oncall@staff.example.com"]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from gateway.config import Settings
 from gateway.inbound.parse import ParsedMessage
@@ -248,3 +248,43 @@ def is_survey_answer(
         now=now,
     )
     return survey is not None
+
+
+def change_severity(
+    session: Session,
+    settings: Settings,
+    case: Case,
+    severity: Severity,
+    notify: Notify,
+    now: datetime,
+) -> None:
+    """Set a case's severity and its due times; notify the manager when Critical.
+
+    The due times are computed anew from their own starts: the opening for
+    the first response, the latest customer comment for the next one.
+    """
+    if case.severity == severity.value:
+        return
+    case.severity = severity.value
+    case.last_modified_at = now
+    if case.first_response_at is None:
+        case.first_response_due = response_due(
+            settings.sla, case.severity, case.opened_at
+        )
+    if case.next_response_due is not None:
+        start = _latest_customer_comment(session, case) or case.opened_at
+        case.next_response_due = response_due(settings.sla, case.severity, start)
+    session.add(case)
+    log.info("case severity changed case=%s severity=%s", case.number, severity.value)
+    if severity is Severity.CRITICAL:
+        manager = settings.escalation.critical or settings.escalation.level_1
+        _notify_manager(case, manager, "critical", None, notify)
+
+
+def _latest_customer_comment(session: Session, case: Case) -> datetime | None:
+    return session.exec(
+        select(Comment.created_at)
+        .where(Comment.case_id == case.id)
+        .where(Comment.author_kind == AuthorKind.CUSTOMER.value)
+        .order_by(col(Comment.id).desc())
+    ).first()

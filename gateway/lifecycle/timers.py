@@ -119,9 +119,7 @@ def _advance(
         )
         case = session.get(Case, case_id, populate_existing=True)
         assert case is not None
-
         notify = OutboxWriter(session, runtime.settings, runtime.renderer)
-
         if target is CaseStatus.CLOSED:
             send_survey(session, runtime.settings, case, notify, now)
         else:
