@@ -82,6 +82,49 @@ class WorkerSettings:
     max_process_attempts: int = 5
 
 
+# Mail domains that many unrelated people share, so a shared domain says
+# nothing about who may write into a case.
+PUBLIC_MAIL_DOMAINS = [
+    "aol.com",
+    "freenet.de",
+    "gmail.com",
+    "gmx.at",
+    "gmx.ch",
+    "gmx.de",
+    "gmx.net",
+    "googlemail.com",
+    "hotmail.com",
+    "icloud.com",
+    "live.com",
+    "mail.ru",
+    "mailbox.org",
+    "me.com",
+    "msn.com",
+    "outlook.com",
+    "outlook.de",
+    "posteo.de",
+    "proton.me",
+    "protonmail.com",
+    "t-online.de",
+    "web.de",
+    "yahoo.com",
+    "yahoo.de",
+    "yandex.ru",
+]
+
+
+@dataclass
+class RoutingSettings:
+    # A sender with more than this many mails in rate_limit_minutes is a loop.
+    rate_limit_count: int = 20
+    rate_limit_minutes: float = 60.0
+    # Notifications to an address stop after this many permanent failures.
+    bounce_limit: int = 3
+    public_mail_domains: list[str] = field(
+        default_factory=lambda: list(PUBLIC_MAIL_DOMAINS)
+    )
+
+
 @dataclass
 class Settings:
     desk: DeskSettings = field(default_factory=DeskSettings)
@@ -90,6 +133,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     templates_dir: Path = Path(__file__).resolve().parent.parent / "templates"
     config_path: Path | None = None
 
@@ -119,6 +163,7 @@ SECTIONS = {
     "relay": RelaySettings,
     "broker": BrokerSettings,
     "worker": WorkerSettings,
+    "routing": RoutingSettings,
 }
 
 
@@ -340,3 +385,13 @@ def _validate(settings: Settings) -> None:
         )
     if settings.worker.threads < 0:
         raise ConfigError("[worker] threads must be 0 or more")
+    _validate_routing(settings.routing)
+
+
+def _validate_routing(routing: RoutingSettings) -> None:
+    if routing.rate_limit_count < 1:
+        raise ConfigError("[routing] rate_limit_count must be at least 1")
+    if routing.rate_limit_minutes <= 0:
+        raise ConfigError("[routing] rate_limit_minutes must be more than 0")
+    if routing.bounce_limit < 1:
+        raise ConfigError("[routing] bounce_limit must be at least 1")
