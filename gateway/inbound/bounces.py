@@ -105,11 +105,16 @@ class BounceReport:
         return next((r.status for r in self.recipients if r.status), "")
 
 
-def read_bounce(raw: bytes, own_addresses: list[str]) -> BounceReport:
+def read_bounce(
+    raw: bytes, own_addresses: list[str], *, trust_enclosed: bool = False
+) -> BounceReport:
     """Read the bounce ``raw``; never raises.
 
     ``own_addresses`` (the support addresses) are never taken for failed
-    recipients: they are the sender of the returned mail.
+    recipients: they are the sender of the returned mail. With
+    ``trust_enclosed`` (the sender is a mail system), a report enclosed
+    as a message/rfc822 part counts as the mail's own: some gateways wrap
+    a report that way to add a disclaimer.
     """
     try:
         message = email.message_from_bytes(raw, policy=compat32)
@@ -118,6 +123,10 @@ def read_bounce(raw: bytes, own_addresses: list[str]) -> BounceReport:
         return BounceReport()
     report = BounceReport()
     reports, returned_parts, explanations = _top_parts(message)
+    if not reports and trust_enclosed:
+        reports, returned_parts, explanations = _enclosed_report(
+            returned_parts, (reports, returned_parts, explanations)
+        )
     skipped = {a.lower() for a in own_addresses}
     for part in reports:
         report.standard = True
@@ -127,6 +136,8 @@ def read_bounce(raw: bytes, own_addresses: list[str]) -> BounceReport:
         report.found_by = "dsn"
     report.returned = _returned_message(message, returned_parts, explanations)
     if not report.recipients:
+        if not trust_enclosed:
+            _drop_returned_parts(message)
         for recipient in _flufl_recipients(message):
             _add(report, recipient, skipped)
         if report.recipients:
@@ -162,7 +173,7 @@ def _add(report: BounceReport, recipient: FailedRecipient, skipped: set[str]) ->
     report.recipients.append(recipient)
 
 
-def _top_parts(message: Message) -> tuple[list[Message], list[Message], list[str]]:
+def _top_parts(message: Message) -> _Parts:
     """Return the report parts, returned-mail parts and explanation texts.
 
     Parts inside a returned mail are not the bounce's own, so the walk does
@@ -191,13 +202,49 @@ def _top_parts(message: Message) -> tuple[list[Message], list[Message], list[str
     return reports, returned, explanations
 
 
+_Parts = tuple[list[Message], list[Message], list[str]]
+
+
+def _enclosed_report(returned_parts: list[Message], default: _Parts) -> _Parts:
+    """Return the parts of the first enclosed message that is a report."""
+    for part in returned_parts:
+        payload = raw_payload(part)
+        if isinstance(payload, list) and payload:
+            found = _top_parts(payload[0])
+            if found[0]:
+                return found
+    return default
+
+
+def _drop_returned_parts(message: Message, depth: int = 0) -> None:
+    """Remove enclosed messages, so that flufl.bounce reads only the bounce.
+
+    Its DSN detector walks into message/rfc822 parts and would read a
+    forwarded report as the mail's own.
+    """
+    payload = raw_payload(message)
+    if not isinstance(payload, list) or depth > MAX_DEPTH:
+        return
+    kept: list[Message | str] = [
+        child
+        for child in payload
+        if child.get_content_type() not in RETURNED_MESSAGE_TYPES
+    ]
+    if message.get_content_type() not in RETURNED_MESSAGE_TYPES:
+        message.set_payload(kept)
+    for child in kept:
+        if isinstance(child, Message):
+            _drop_returned_parts(child, depth + 1)
+
+
 def _text_of(part: Message) -> str:
     data = part_bytes(part)
     charset = part.get_content_charset() or "utf-8"
     try:
-        return data.decode(charset, errors="replace")
+        text = data.decode(charset, errors="replace")
     except LookupError:
-        return data.decode("latin-1")
+        text = data.decode("latin-1")
+    return text.replace("\r\n", "\n")
 
 
 def _dsn_recipients(part: Message) -> list[FailedRecipient]:

@@ -37,7 +37,8 @@ AUTOMATIC_BODY = re.compile(
     r"away from the office|on (annual )?(leave|vacation|holiday))|"
     r"^\W*(abwesenheitsnotiz|automatische antwort|out of office|automatic reply)\b|"
     r"^\W*(?:vielen dank f(?:ü|ue)r ihre (?:e-?mail|nachricht)[.!,]?\s+)?"
-    r"ich bin (derzeit |zurzeit |momentan |leider )*(nicht im b(ü|ue)ro|"
+    r"ich bin (derzeit |zurzeit |momentan |leider )*(bis [^\n]{1,30}? )?"
+    r"(nicht im b(ü|ue)ro|"
     r"abwesend|im urlaub|au(ß|ss)er haus)",
     re.IGNORECASE,
 )
@@ -120,7 +121,9 @@ def _bounce(
     weak = "" if sure else _weak_bounce_sign(message, null_path)
     if not sure and not weak and message.content_type != "multipart/report":
         return None
-    report = read_bounce(raw, support_addresses)
+    sender = message.sender.email.lower() if message.sender else ""
+    from_mail_system = bool(sure) or sender.partition("@")[0] == "postmaster"
+    report = read_bounce(raw, support_addresses, trust_enclosed=from_mail_system)
     if sure:
         return Classification("bounce", sure, bounce=report)
     if report.standard:
@@ -129,7 +132,6 @@ def _bounce(
         return Classification(
             "bounce", f"{weak}, failed recipients found", bounce=report
         )
-    sender = message.sender.email.lower() if message.sender else ""
     if sender.partition("@")[0] == "postmaster" and DELIVERY_FAILURE_SUBJECT.search(
         message.subject
     ):
