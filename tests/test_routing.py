@@ -446,3 +446,47 @@ def test_subject_token_beats_body_token(runtime: Runtime) -> None:
     )
     assert outcome.case_number == first
     assert outcome.matched_by == "subject_token"
+
+
+# ------------------------------------------------------------ outbound side
+
+
+def test_notification_carries_loop_headers(runtime: Runtime) -> None:
+    from email import message_from_bytes, policy
+
+    from gateway.outbound.outbox import compose_row
+
+    open_case(runtime)
+    [row] = outbox(runtime)
+    raw = compose_row(row)
+    mail = message_from_bytes(raw, policy=policy.default)
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert mail["X-Auto-Response-Suppress"] == "All"
+    assert mail["X-Case-Gateway"].startswith("confirmation; case=")
+    domain = runtime.settings.desk.message_id_domain
+    assert str(mail["Message-ID"]).endswith(f"@{domain}>")
+    echoed = ingest(runtime, raw)
+    assert echoed.state == "ignored"
+    assert echoed.reason == "loop"
+    assert len(outbox(runtime)) == 1
+
+
+@pytest.mark.parametrize("kind", ["bounce", "auto_reply", "loop"])
+def test_machine_mail_gets_no_answer(runtime: Runtime, kind: str) -> None:
+    number, token = open_case(runtime)
+    [confirmation] = outbox(runtime)
+    mails = {
+        "bounce": report_about(CUSTOMER, confirmation.message_id),
+        "auto_reply": build_mail(
+            subject=f"Re: {token}", extra_headers={"X-Autoreply": "yes"}
+        ),
+        "loop": build_mail(
+            subject=f"Re: {token}",
+            message_id=f"<x1@{runtime.settings.desk.message_id_domain}>",
+        ),
+    }
+    outcome = ingest(runtime, mails[kind], mail_from="" if kind == "bounce" else None)
+    assert outcome.reason == kind
+    assert len(outbox(runtime)) == 1
+    people = [c for c in comments(runtime, number) if c.author_kind != "system"]
+    assert len(people) == 1
