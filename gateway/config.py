@@ -82,8 +82,8 @@ class WorkerSettings:
     max_process_attempts: int = 5
 
 
-# Mail domains that many unrelated people share, so a shared domain says
-# nothing about who may write into a case.
+# Mail domains that many unrelated people share, so sharing one is no sign
+# that a sender may write into a case.
 PUBLIC_MAIL_DOMAINS = [
     "aol.com",
     "freenet.de",

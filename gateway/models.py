@@ -307,7 +307,7 @@ class ThreadMessage(SQLModel, table=True):
 
 
 class BounceRecord(SQLModel, table=True):
-    """One recipient that a bounce (delivery report) says a mail did not reach."""
+    """One recipient that, by a bounce (delivery report), a mail did not reach."""
 
     id: int | None = Field(default=None, primary_key=True)
     inbound_message_id: int = Field(foreign_key="inboundmessage.id", index=True)

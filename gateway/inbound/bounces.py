@@ -66,7 +66,7 @@ class FailedRecipient:
     action: str = ""
     #: RFC 3463 status such as ``5.1.1``, "" if not given.
     status: str = ""
-    #: True when the report says delivery was given up (Action failed).
+    #: True when the report states that delivery was given up (Action failed).
     permanent: bool = False
     diagnostic: str = ""
 
@@ -82,7 +82,7 @@ class FailedRecipient:
 
 @dataclass
 class BounceReport:
-    """What a bounce says: the failed recipients and the mail that came back."""
+    """The content of a bounce: the failed recipients and the mail that came back."""
 
     recipients: list[FailedRecipient] = field(default_factory=list)
     #: True when the mail has an RFC 3464 delivery-status part.

@@ -1,4 +1,4 @@
-"""Record what machine mail tells: bounces against addresses and cases, auto-replies.
+"""Record bounces against addresses and cases, and automatic replies as notes.
 
 A bounce adds one BounceRecord per failed recipient and a system note to
 the case of the returned mail, found by its Message-ID (a mail the gateway
@@ -52,7 +52,7 @@ def record_bounce(
     row: InboundMessage,
     report: BounceReport,
 ) -> dict[str, Any]:
-    """Store what ``report`` says and return the ``bounce`` object of ingest --json."""
+    """Store the content of ``report`` and return the ``bounce`` object of ingest."""
     case, outbound = _bounced_case(session, settings, report)
     verified = _recipients_of(session, case, outbound)
     counted: list[str] = []
@@ -138,6 +138,9 @@ def _bounced_case(
 def _recipients_of(
     session: Session, case: Case | None, outbound: OutboundMessage | None
 ) -> set[str]:
+    # TODO: a VERP reverse path per notification would tie a bounce without
+    # a copy of the returned mail to its recipient; such bounces count now
+    # for nothing.
     if outbound is not None:
         return {a.lower() for a in [*outbound.to, *outbound.cc]}
     if case is None:

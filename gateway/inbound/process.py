@@ -189,7 +189,7 @@ def _process(
 
 @dataclass(frozen=True)
 class _Input:
-    """What processing knows of a mail before its transaction begins."""
+    """The results of the steps that run before the transaction of a mail."""
 
     parsed: ParsedMessage
     new_text: str

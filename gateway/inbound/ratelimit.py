@@ -1,12 +1,13 @@
 """The per-sender rate limit that breaks mail loops.
 
 More than ``[routing] rate_limit_count`` mails from one sender within
-``rate_limit_minutes`` is a loop: two systems answering each other, or a
-machine gone wild. The count is read from the store, so it holds across
-several listener and worker processes. The SMTP listener refuses further
-mail from the sender with 451 while the limit holds (the client retries
-later, when older mails have left the window); mail that arrives by
-another way (the pipe, a replay) is ignored with reason ``loop``.
+``rate_limit_minutes`` is a loop: two systems that reply to each other,
+or a machine that sends without end. The count is read from the store,
+so it holds across several listener and worker processes. The SMTP
+listener rejects further mail from the sender with 451 while the limit
+holds (the client retries later, when older mails have left the window).
+Mail that arrives by another way (the pipe, a replay) is ignored with
+reason ``loop``.
 
 A null reverse path (bounces) is not counted, because one notification
 to many recipients can return many bounces at once.
@@ -59,7 +60,7 @@ def smtp_sender_limited(
         ).one()
     if count >= routing.rate_limit_count:
         log.warning(
-            "sender over the rate limit, mail refused with 451 sender=%s count=%d "
+            "sender over the rate limit, mail rejected with 451 sender=%s count=%d "
             "minutes=%g",
             sender,
             count,

@@ -9,7 +9,8 @@ stored token is exactly equal to it, so the guesses can be generous.
 
 A token without its ``ref_`` or ``:ref`` frame is taken only when the
 installation's own ``<org>`` part anchors it, because a bare run of
-letters and digits could be anything.
+letters and digits could be anything. A tag or an entity that splits the
+word ``ref`` or the ``<org>`` part itself is not repaired.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import re
 
 from gateway.threading.tokens import CASE_PART_LENGTH, TOKEN_PATTERN
 
-# Texts are cut to this many characters before the repairs; a token sits in
-# the subject, the new text or near a quote's top, not megabytes down.
+# Texts are cut to this many characters before the repairs, because a token
+# sits in the subject, the new text or near the top of a quote.
 MAX_TEXT_CHARS = 200_000
 _SOFT_BREAK = re.compile(r"=\r?\n")
 _TAG = re.compile(r"<[^<>]{0,300}>")
@@ -42,6 +43,9 @@ def find_damaged_tokens(text: str, org_ids: list[str]) -> list[str]:
     if not text:
         return []
     text = text[:MAX_TEXT_CHARS]
+    soft_broken = "=\n" in text or "=\r\n" in text
+    if not soft_broken and not _may_hold_token(text, org_ids):
+        return []
     repaired = _repair(text)
     joined = _LINE_BREAK.sub("", repaired)
     found: dict[str, None] = {}
@@ -54,6 +58,14 @@ def find_damaged_tokens(text: str, org_ids: list[str]) -> list[str]:
             for token in _unframed(variant, org_id):
                 found.setdefault(token, None)
     return list(found)
+
+
+def _may_hold_token(text: str, org_ids: list[str]) -> bool:
+    """Return False when the text has neither ``ref`` nor an ``<org>`` part.
+
+    Most mail has neither, so the repairs are skipped for it.
+    """
+    return "ref" in text.lower() or any(org_id in text for org_id in org_ids)
 
 
 def _repair(text: str) -> str:

@@ -25,7 +25,7 @@ UNKNOWN_TOKEN = "unknown_token"
 
 @dataclass(frozen=True)
 class Decision:
-    """Where a message goes: a case, a new case (no match) or the unmatched queue."""
+    """The routing decision: a case, a new case (no match) or the unmatched queue."""
 
     match: Match | None = None
     #: ``unknown_sender`` or ``unknown_token`` when the mail is held.
