@@ -28,7 +28,7 @@ from tests.conftest import (
     make_env,
 )
 
-# Headers by which a gateway knows automatic mail; a forwarding service that
+# Headers that mark a gateway's mail as automatic. A forwarding service that
 # rewrites mail may drop them, and then only the rate limit stops a loop.
 LOOP_HEADERS = ("Auto-Submitted", "X-Auto-Response-Suppress", "X-Case-Gateway")
 
@@ -113,7 +113,7 @@ def strip_headers(raw: bytes, names: tuple[str, ...]) -> bytes:
 class StrippingRelay:
     """An SMTP hop that drops LOOP_HEADERS and passes the mail on to a port.
 
-    It answers with the next hop's reply, so a 451 there is a 451 here.
+    It replies with the next hop's reply, so a 451 there is a 451 here.
     """
 
     def __init__(self, target_port: int) -> None:

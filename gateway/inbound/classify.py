@@ -194,6 +194,8 @@ def _auto_reply_reason(message: ParsedMessage, new_text: str) -> str:
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
         if message.header(name) is not None:
             return f"{name} header present"
+    # NOTE: Exchange may also set this header on mail that a person sent,
+    # e.g. through a distribution list; such mail is ignored as well.
     suppress = (message.header("X-Auto-Response-Suppress") or "").strip()
     if suppress:
         return f"X-Auto-Response-Suppress: {suppress}"

@@ -343,6 +343,9 @@ def _apply(
         return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
     match = routing.match
     row.candidate_case_id = None
+    if decision is not None:
+        # The reason it was held no longer applies.
+        row.error = ""
     clear_bounces(session, sender.email)
     kind = (
         AuthorKind.STAFF

@@ -54,7 +54,7 @@ def find_damaged_tokens(text: str, org_ids: list[str]) -> list[str]:
             found.setdefault(match.group(0), None)
         for match in _SPACED_TOKEN.finditer(variant):
             found.setdefault(f"ref_{match.group(1)}_{match.group(2)}:ref", None)
-        for org_id in org_ids:
+        for org_id in filter(None, org_ids):
             for token in _unframed(variant, org_id):
                 found.setdefault(token, None)
     return list(found)

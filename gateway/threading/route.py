@@ -86,6 +86,14 @@ def find_candidates(
     return result
 
 
+def find_case(
+    session: Session, message: ParsedMessage, new_text: str, org_id: str = ""
+) -> Match | None:
+    """Return the first case of the strongest signal, without the sender check."""
+    found = find_candidates(session, message, new_text, org_id)
+    return found.matches[0] if found.matches else None
+
+
 def _tokens_of(text: str, org_id: str, strict: list[str]) -> list[str]:
     """Return the well-formed tokens of ``text``, then the repaired ones."""
     if not text:
