@@ -1,4 +1,4 @@
-"""The unmatched queue through the command line: list, show and the four actions."""
+"""The unmatched queue and machine mail through the command line."""
 
 from __future__ import annotations
 
@@ -179,3 +179,33 @@ def test_duplicate_of_held_mail_stays_in_queue(env: GatewayEnv) -> None:
     assert again["state"] == "ignored"
     assert again["reason"] == "duplicate"
     assert [e["id"] for e in env.json("unmatched", "--json")] == [first["inbound_id"]]
+
+
+def test_ingest_json_reports_bounce_and_note(env: GatewayEnv) -> None:
+    from tests.inbound.bounce_fixtures import dsn
+
+    case = open_case(env)
+    [confirmation] = env.json("outbox", "--json")
+    report = dsn(
+        "erika@kunde.example.org",
+        "5.2.2",
+        returned_message_id=confirmation["message_id"],
+    )
+    [outcome] = env.json_lines(
+        "ingest", "--wait", "--json", "--sender", "", stdin=report
+    )
+    assert outcome["state"] == "ignored"
+    assert outcome["reason"] == "bounce"
+    bounce = outcome["bounce"]
+    assert bounce["recipients"] == ["erika@kunde.example.org"]
+    assert bounce["status"] == "5.2.2"
+    assert bounce["permanent"] is True
+    assert bounce["case"] == case["number"]
+    assert bounce["details"][0]["action"] == "failed"
+    notes = [
+        c
+        for c in env.json("show", case["number"], "--json")["comments"]
+        if c["author_kind"] == "system"
+    ]
+    assert len(notes) == 1
+    assert "5.2.2" in notes[0]["text"]
