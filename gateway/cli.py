@@ -16,6 +16,8 @@ from redis.exceptions import RedisError
 from sqlmodel import Session, col, select
 
 from gateway.cases import NewComment, add_comment, get_case
+from gateway.cli_options import ConfigOption, JsonOption
+from gateway.cli_unmatched import make_unmatched_app
 from gateway.db import read_only, session_scope
 from gateway.errors import (
     ConfigError,
@@ -61,16 +63,6 @@ app = typer.Typer(
     help="Case mail gateway: turns support mail into cases and case changes into mail.",
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Config file (default: $GATEWAY_CONFIG, else ./config.toml).",
-        dir_okay=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
 
 # Exit code per error kind; the first class that matches wins.
 EXIT_CODES: tuple[tuple[type[GatewayError], int], ...] = (
@@ -112,6 +104,11 @@ def _deliver_inline(runtime: Runtime) -> None:
 
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+app.add_typer(
+    make_unmatched_app(_runtime, _deliver_inline, _print_json), name="unmatched"
+)
 
 
 @app.command()

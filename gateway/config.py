@@ -135,6 +135,49 @@ class EscalationSettings:
     critical: str = ""
 
 
+# Mail domains that many unrelated people share, so sharing one is no sign
+# that a sender may write into a case.
+PUBLIC_MAIL_DOMAINS = [
+    "aol.com",
+    "freenet.de",
+    "gmail.com",
+    "gmx.at",
+    "gmx.ch",
+    "gmx.de",
+    "gmx.net",
+    "googlemail.com",
+    "hotmail.com",
+    "icloud.com",
+    "live.com",
+    "mail.ru",
+    "mailbox.org",
+    "me.com",
+    "msn.com",
+    "outlook.com",
+    "outlook.de",
+    "posteo.de",
+    "proton.me",
+    "protonmail.com",
+    "t-online.de",
+    "web.de",
+    "yahoo.com",
+    "yahoo.de",
+    "yandex.ru",
+]
+
+
+@dataclass
+class RoutingSettings:
+    # A sender with more than this many mails in rate_limit_minutes is a loop.
+    rate_limit_count: int = 20
+    rate_limit_minutes: float = 60.0
+    # Notifications to an address stop after this many permanent failures.
+    bounce_limit: int = 3
+    public_mail_domains: list[str] = field(
+        default_factory=lambda: list(PUBLIC_MAIL_DOMAINS)
+    )
+
+
 @dataclass
 class Settings:
     desk: DeskSettings = field(default_factory=DeskSettings)
@@ -147,6 +190,7 @@ class Settings:
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     sla: SlaSettings = field(default_factory=SlaSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     templates_dir: Path = Path(__file__).resolve().parent.parent / "templates"
     config_path: Path | None = None
 
@@ -179,6 +223,7 @@ SECTIONS = {
     "lifecycle": LifecycleSettings,
     "sla": SlaSettings,
     "escalation": EscalationSettings,
+    "routing": RoutingSettings,
 }
 
 
@@ -412,6 +457,7 @@ def _validate(settings: Settings) -> None:
     if settings.worker.threads < 0:
         raise ConfigError("[worker] threads must be 0 or more")
     _validate_lifecycle(settings)
+    _validate_routing(settings.routing)
 
 
 def _validate_lifecycle(settings: Settings) -> None:
@@ -562,3 +608,12 @@ def _validate_imap(mailbox: ImapSettings, label: str) -> None:
         raise ConfigError(
             f"{label} poll_seconds {mailbox.poll_seconds} must be more than 0"
         )
+
+
+def _validate_routing(routing: RoutingSettings) -> None:
+    if routing.rate_limit_count < 1:
+        raise ConfigError("[routing] rate_limit_count must be at least 1")
+    if routing.rate_limit_minutes <= 0:
+        raise ConfigError("[routing] rate_limit_minutes must be more than 0")
+    if routing.bounce_limit < 1:
+        raise ConfigError("[routing] bounce_limit must be at least 1")

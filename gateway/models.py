@@ -226,7 +226,11 @@ class InboundMessage(SQLModel, table=True):
     unique index makes a second copy a duplicate even under concurrency.
     """
 
-    __table_args__ = (Index("ix_inbound_state_received", "state", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_state_received", "state", "received_at"),
+        Index("ix_inbound_sender_received", "sender", "received_at"),
+        Index("ix_inbound_envelope_sender_received", "envelope_sender", "received_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
@@ -242,6 +246,9 @@ class InboundMessage(SQLModel, table=True):
     envelope: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    #: The reverse path lowercased, for the per-sender rate limit; None when
+    #: the transport gave none.
+    envelope_sender: str | None = None
     state: str = InboundState.RECEIVED.value
     reason: str = ""
     error: str = Field(default="", sa_column=Column(Text, nullable=False))
@@ -251,6 +258,8 @@ class InboundMessage(SQLModel, table=True):
     # No foreign key: comment rows point back at their inbound message.
     comment_id: int | None = None
     duplicate_of_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    #: For an unmatched mail: the case its token or references named.
+    candidate_case_id: int | None = Field(default=None, foreign_key="case.id")
     received_at: datetime = Field(default_factory=utcnow)
     enqueued_at: datetime | None = None
     processed_at: datetime | None = None
@@ -355,3 +364,49 @@ class Survey(SQLModel, table=True):
     comment: str = Field(default="", sa_column=Column(Text, nullable=False))
     answered_by: str = ""
     answered_at: datetime | None = None
+class BounceRecord(SQLModel, table=True):
+    """One recipient that, by a bounce (delivery report), a mail did not reach."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_message_id: int = Field(foreign_key="inboundmessage.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    recipient: str = Field(index=True)
+    #: RFC 3464 Action, lowercased: ``failed``, ``delayed``, ...; empty when
+    #: the report is not a standard one.
+    action: str = ""
+    #: RFC 3463 status code such as ``5.1.1``; empty when the report has none.
+    status: str = ""
+    permanent: bool = False
+    diagnostic: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BouncingAddress(SQLModel, table=True):
+    """The delivery failures counted for one mail address.
+
+    Notifications to the address stop while ``permanent_failures`` is at
+    least ``[routing] bounce_limit``.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True)
+    permanent_failures: int = 0
+    delays: int = 0
+    last_status: str = ""
+    last_bounce_at: datetime = Field(default_factory=utcnow)
+
+
+class UnmatchedAction(SQLModel, table=True):
+    """An admin's action on a mail in the unmatched queue: the audit record."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_message_id: int = Field(foreign_key="inboundmessage.id", index=True)
+    #: ``assign``, ``open``, ``discard`` or ``replay``.
+    action: str
+    actor: str
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    case_id: int | None = Field(default=None, foreign_key="case.id")
+    #: The inbound state and reason after the action, e.g. ``processed``.
+    result_state: str = ""
+    result_reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)

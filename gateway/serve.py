@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
@@ -10,6 +11,7 @@ import sys
 import dramatiq
 
 from gateway.inbound.imap import start_pollers, stop_pollers
+from gateway.inbound.ratelimit import smtp_sender_limited
 from gateway.inbound.smtp import GatewayHandler, start_smtp_server
 from gateway.inbound.spool import GroupCommitWriter
 from gateway.jobs import QUEUE_NAME, configure, enqueue_inbound, sweep
@@ -44,7 +46,12 @@ async def serve(runtime: Runtime) -> None:
         runtime.engine, settings.store.data_dir, settings.smtp.group_commit_max
     )
     handler = GatewayHandler(
-        settings, writer, enqueue_inbound if handing_off else _no_worker
+        settings,
+        writer,
+        enqueue_inbound if handing_off else _no_worker,
+        sender_limited=functools.partial(
+            smtp_sender_limited, runtime.engine, settings.routing
+        ),
     )
 
     # Bind first: a port in use must stop the process before any thread starts.

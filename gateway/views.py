@@ -26,6 +26,7 @@ from gateway.models import (
     InboundMessage,
     OutboundMessage,
 )
+from gateway.models import case_number as number_of_case
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -158,6 +159,7 @@ def inbound_view(row: InboundMessage, case_number: str | None) -> dict[str, Any]
         "matched_by": row.matched_by,
         "duplicate_of": row.duplicate_of_id,
         "attempts": row.attempts,
+        "candidate_case": number_of_case(row.candidate_case_id),
     }
 
 

@@ -127,3 +127,14 @@ def test_empty_config_variable_means_default(
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None, environ={"GATEWAY_CONFIG": ""})
     assert settings.config_path is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("rate_limit_count", "0"), ("rate_limit_minutes", "0"), ("bounce_limit", "0")],
+)
+def test_routing_limits_must_be_positive(tmp_path: Path, key: str, value: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[routing]\n{key} = {value}\n")
+    with pytest.raises(ConfigError, match=rf"\[routing\] {key}"):
+        load_settings(config, environ={})

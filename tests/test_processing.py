@@ -322,10 +322,11 @@ def test_long_references_chain_matches_newest(runtime: Runtime) -> None:
     assert reply.matched_by == "references"
 
 
-def test_many_unknown_tokens_open_new_case(runtime: Runtime) -> None:
+def test_many_unknown_tokens_held_unmatched(runtime: Runtime) -> None:
     tokens = " ".join(f"ref_00DTest42_Unknown{n:04d}:ref" for n in range(3000))
     outcome = ingest(runtime, build_mail(body=f"Liste: {tokens}\n"))
-    assert outcome.matched_by == "new"
+    assert outcome.state == "unmatched"
+    assert outcome.reason == "unknown_token"
 
 
 def test_reused_message_id_cannot_divert_replies(runtime: Runtime) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,9 +22,12 @@ from sqlmodel import Session, col, select
 from gateway.attachments import store_attachment
 from gateway.cases import NewComment, add_comment, find_or_create_contact, open_case
 from gateway.db import read_only, session_scope
-from gateway.inbound.classify import classify
+from gateway.errors import CaseNotFound
+from gateway.inbound.classify import Classification, classify
 from gateway.inbound.extract import extract_reply
+from gateway.inbound.machine import clear_bounces, note_auto_reply, record_bounce
 from gateway.inbound.parse import Address, ParsedMessage, parse_message
+from gateway.inbound.ratelimit import loop_by_rate
 from gateway.inbound.spool import load_raw
 from gateway.lifecycle.events import case_opened, comment_added, is_survey_answer
 from gateway.models import (
@@ -41,7 +45,8 @@ from gateway.models import (
 )
 from gateway.outbound.outbox import Notification, queue_notification
 from gateway.runtime import Runtime
-from gateway.threading.route import NEW, find_case
+from gateway.threading.route import NEW, Match, find_candidates
+from gateway.threading.senders import Decision, decide
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,11 @@ MAX_ADDITIONAL_RECIPIENTS = 20
 # the first copy then fails this transaction once, and the retry finds the
 # duplicate.
 MAX_TRANSACTION_TRIES = 3
+# The actions of AdminDecision, and the matched_by of an assigned mail.
+ASSIGN = "assign"
+OPEN = "open"
+REPLAY = "replay"
+ASSIGNED = "assigned"
 
 
 @dataclass
@@ -83,8 +93,26 @@ class InboundNotFound(LookupError):
     pass
 
 
+@dataclass(frozen=True)
+class AdminDecision:
+    """An admin's routing of a mail from the unmatched queue.
+
+    ``action`` is ``assign`` (comment on ``case_id``), ``open`` (a new case)
+    or ``replay`` (route again by the rules). ``record`` runs inside the
+    transaction that applies the decision, so its audit row commits with it.
+    """
+
+    action: str
+    case_id: int | None = None
+    record: Callable[[Session, InboundMessage, Outcome], None] | None = None
+
+
 def process_inbound(
-    runtime: Runtime, inbound_id: int, *, retry: bool = False
+    runtime: Runtime,
+    inbound_id: int,
+    *,
+    retry: bool = False,
+    decision: AdminDecision | None = None,
 ) -> Outcome:
     """Process the stored message ``inbound_id`` unless it is finished already.
 
@@ -92,7 +120,10 @@ def process_inbound(
     re-raised while attempts remain (``[worker] max_process_attempts``), so
     that the job runs again. The last attempt, or any attempt without
     ``retry``, marks the row ``failed`` and returns that outcome.
+    A ``decision`` processes an unmatched row again; its errors are raised.
     """
+    if decision is not None:
+        return _process(runtime, inbound_id, decision)
     try:
         return _process(runtime, inbound_id)
     except InboundNotFound:
@@ -105,7 +136,9 @@ def process_inbound(
         return Outcome(inbound_id, InboundState.FAILED.value, reason=f"error: {exc}")
 
 
-def _process(runtime: Runtime, inbound_id: int) -> Outcome:
+def _process(
+    runtime: Runtime, inbound_id: int, decision: AdminDecision | None = None
+) -> Outcome:
     with Session(read_only(runtime.engine), expire_on_commit=False) as session:
         row = session.get(InboundMessage, inbound_id)
         if row is None:
@@ -115,9 +148,19 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
         _hold_off_sweep(runtime, inbound_id)
     parsed = parse_message(raw)
     new_text = extract_reply(parsed)
-    if row.state in FINAL_INBOUND_STATES:
+    if _finished(row, decision):
         return outcome_of(row, parsed, new_text)
     dedup_key = dedup_key_of(parsed, raw)
+    # Outside the transaction: reading a bounce parses the mail once more.
+    settings = runtime.settings
+    classification = classify(
+        parsed,
+        raw=raw,
+        envelope_sender=envelope_sender(row, parsed),
+        own_message_id_domain=settings.desk.message_id_domain,
+        support_addresses=settings.desk.support_addresses,
+        new_text=new_text,
+    )
     # Attachment files are content-addressed, so writing them before the
     # transaction is safe even if it rolls back, and keeps the fsyncs of
     # many files out of the time the write lock is held.
@@ -125,7 +168,12 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
         store_attachment(
             runtime.settings.store.data_dir, attachment.sha256, attachment.content
         )
-    outcome = _apply_in_transaction(runtime, inbound_id, parsed, new_text, dedup_key)
+    outcome = _apply_in_transaction(
+        runtime,
+        inbound_id,
+        _Input(parsed, new_text, dedup_key, classification),
+        decision,
+    )
 
     if outcome.queued_outbound:
         runtime.outbound_queued(outcome.queued_outbound)
@@ -141,12 +189,28 @@ def _process(runtime: Runtime, inbound_id: int) -> Outcome:
     return outcome
 
 
+@dataclass(frozen=True)
+class _Input:
+    """The results of the steps that run before the transaction of a mail."""
+
+    parsed: ParsedMessage
+    new_text: str
+    dedup_key: str
+    classification: Classification
+
+
+def _finished(row: InboundMessage, decision: AdminDecision | None) -> bool:
+    """Return whether ``row`` keeps its outcome: final, and no admin reroutes it."""
+    if row.state not in FINAL_INBOUND_STATES:
+        return False
+    return decision is None or row.state != InboundState.UNMATCHED
+
+
 def _apply_in_transaction(
     runtime: Runtime,
     inbound_id: int,
-    parsed: ParsedMessage,
-    new_text: str,
-    dedup_key: str,
+    data: _Input,
+    decision: AdminDecision | None,
 ) -> Outcome:
     """Apply the parsed message in one transaction on the locked inbound row.
 
@@ -158,9 +222,12 @@ def _apply_in_transaction(
             with session_scope(runtime.engine) as session:
                 locked = session.get(InboundMessage, inbound_id, with_for_update=True)
                 assert locked is not None
-                if locked.state in FINAL_INBOUND_STATES:
-                    return outcome_of(locked, parsed, new_text)
-                return _apply(session, runtime, locked, parsed, new_text, dedup_key)
+                if _finished(locked, decision):
+                    return outcome_of(locked, data.parsed, data.new_text)
+                outcome = _apply(session, runtime, locked, data, decision)
+                if decision is not None and decision.record is not None:
+                    decision.record(session, locked, outcome)
+                return outcome
         except IntegrityError:
             if attempt == MAX_TRANSACTION_TRIES:
                 raise
@@ -214,17 +281,22 @@ def _apply(
     session: Session,
     runtime: Runtime,
     row: InboundMessage,
-    parsed: ParsedMessage,
-    new_text: str,
-    dedup_key: str,
+    data: _Input,
+    decision: AdminDecision | None,
 ) -> Outcome:
     settings = runtime.settings
+    parsed, new_text, dedup_key = data.parsed, data.new_text, data.dedup_key
     outcome = Outcome(
         row.id or 0, InboundState.PROCESSED.value, message=parsed, new_text=new_text
     )
-    first = session.exec(
-        select(InboundMessage).where(InboundMessage.first_key == dedup_key)
-    ).first()
+    by_rules = decision is None or decision.action == REPLAY
+    first = None
+    if by_rules:
+        first = session.exec(
+            select(InboundMessage)
+            .where(InboundMessage.first_key == dedup_key)
+            .where(col(InboundMessage.id) != row.id)
+        ).first()
     if first is not None:
         outcome.state = InboundState.IGNORED.value
         outcome.reason = "duplicate"
@@ -237,16 +309,14 @@ def _apply(
         outcome.comment_id = first.comment_id
         return _finish(session, row, outcome, parsed, dedup_key, first_key=None)
 
-    classification = classify(
-        parsed,
-        envelope_sender=envelope_sender(row, parsed),
-        own_message_id_domain=settings.desk.message_id_domain,
-        support_addresses=settings.desk.support_addresses,
-    )
-    if classification.handled_as_machine_mail:
+    classification = data.classification
+    if by_rules:
+        classification = _with_rate_limit(session, runtime, row, parsed, classification)
+    if by_rules and classification.handled_as_machine_mail:
         outcome.state = classification.state
         outcome.reason = classification.reason
         row.error = classification.detail
+        _record_machine_mail(session, runtime, row, data, classification, outcome)
         return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
 
     sender = parsed.sender
@@ -258,7 +328,27 @@ def _apply(
         row.error = "; ".join(parsed.defects)[:MAX_STORED_ERROR]
         return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
 
-    match = find_case(session, parsed, new_text)
+    routing = _route(session, runtime, parsed, new_text, sender, decision)
+    if routing.unmatched_reason:
+        outcome.state = InboundState.UNMATCHED.value
+        outcome.reason = routing.unmatched_reason
+        row.error = routing.detail[:MAX_STORED_ERROR]
+        row.candidate_case_id = routing.candidate.id if routing.candidate else None
+        outcome.case_number = None
+        log.warning(
+            "mail held as unmatched reason=%s inbound_id=%s sender=%s detail=%s",
+            routing.unmatched_reason,
+            row.id,
+            sender.email,
+            routing.detail,
+        )
+        return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
+    match = routing.match
+    row.candidate_case_id = None
+    if decision is not None:
+        # The reason it was held no longer applies.
+        row.error = ""
+    clear_bounces(session, sender.email)
     kind = (
         AuthorKind.STAFF
         if settings.is_staff_address(sender.email)
@@ -315,6 +405,67 @@ def _apply(
     outcome.case_number = case.number
     outcome.comment_id = comment.id
     return _finish(session, row, outcome, parsed, dedup_key, first_key=dedup_key)
+
+
+def _with_rate_limit(
+    session: Session,
+    runtime: Runtime,
+    row: InboundMessage,
+    parsed: ParsedMessage,
+    classification: Classification,
+) -> Classification:
+    """Return a loop classification when the sender is over the rate limit."""
+    if classification.handled_as_machine_mail and classification.state == "ignored":
+        return classification
+    sender = parsed.sender.email if parsed.sender else ""
+    if not sender:
+        return classification
+    detail = loop_by_rate(session, runtime.settings.routing, row, sender)
+    return Classification("loop", detail) if detail else classification
+
+
+def _record_machine_mail(
+    session: Session,
+    runtime: Runtime,
+    row: InboundMessage,
+    data: _Input,
+    classification: Classification,
+    outcome: Outcome,
+) -> None:
+    """Record a bounce, or note an automatic reply on its case; never notify."""
+    settings = runtime.settings
+    if classification.reason == "bounce" and classification.bounce is not None:
+        outcome.bounce = record_bounce(session, settings, row, classification.bounce)
+        number = outcome.bounce.get("case")
+        row.case_id = int(number) if isinstance(number, str) else None
+    elif classification.reason == "auto_reply":
+        case = note_auto_reply(
+            session, settings, row, data.parsed, data.new_text, classification.detail
+        )
+        row.case_id = case.id if case else None
+    outcome.case_number = case_number(row.case_id)
+
+
+def _route(
+    session: Session,
+    runtime: Runtime,
+    parsed: ParsedMessage,
+    new_text: str,
+    sender: Address,
+    decision: AdminDecision | None,
+) -> Decision:
+    """Return where the mail goes: an admin's decision, else the routing rules."""
+    if decision is not None and decision.action == ASSIGN:
+        case = session.get(Case, decision.case_id) if decision.case_id else None
+        if case is None:
+            raise CaseNotFound(str(decision.case_id))
+        return Decision(match=Match(case, ASSIGNED))
+    if decision is not None and decision.action == OPEN:
+        return Decision()
+    candidates = find_candidates(
+        session, parsed, new_text, runtime.settings.desk.org_id
+    )
+    return decide(session, runtime.settings, candidates, sender.email)
 
 
 def _notify(

@@ -2,6 +2,8 @@
 
 Replies:
 - 550 5.1.1 at RCPT for an address that is not a support address;
+- 451 4.7.1 at RCPT while the sender is over the rate limit
+  (:mod:`gateway.inbound.ratelimit`);
 - 552 for a mail over ``[smtp] max_message_size`` (aiosmtpd rejects at MAIL
   FROM when the client declares SIZE, after DATA otherwise);
 - 250 only after the raw mail is committed to the store;
@@ -32,10 +34,13 @@ class GatewayHandler:
         settings: Settings,
         writer: GroupCommitWriter,
         on_stored: Callable[[int], None],
+        sender_limited: Callable[[str], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._writer = writer
         self._on_stored = on_stored
+        # Blocking (it reads the store), so it runs in a thread.
+        self._sender_limited = sender_limited
 
     async def handle_RCPT(
         self,
@@ -48,6 +53,16 @@ class GatewayHandler:
         if not self._settings.is_support_address(address):
             log.info("recipient rejected peer=%s rcpt=%s", _peer(session), address)
             return "550 5.1.1 Recipient address rejected: not a support mailbox here"
+        if self._sender_limited is not None:
+            try:
+                limited = await asyncio.to_thread(
+                    self._sender_limited, envelope.mail_from or ""
+                )
+            except Exception:
+                log.exception("rate limit check failed peer=%s", _peer(session))
+                return "451 4.3.0 Temporary failure, please retry"
+            if limited:
+                return "451 4.7.1 Too many mails from this sender, try again later"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, insert
 from sqlmodel import col
 
 from gateway.errors import SpoolWriteFailed
+from gateway.inbound.ratelimit import normalize_sender
 from gateway.models import InboundMessage, InboundState
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def _make_row(data_dir: Path, mail: IncomingMail, now: datetime) -> dict[str, An
         "sha256": hashlib.sha256(mail.raw).hexdigest(),
         "source": mail.source,
         "envelope": mail.envelope,
+        "envelope_sender": normalize_sender(mail.envelope.get("mail_from")),
         "state": InboundState.RECEIVED.value,
         "reason": "",
         "error": "",

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from gateway.config import Settings
 from gateway.inbound.classify import GATEWAY_HEADER
+from gateway.inbound.machine import suppressed_addresses
 from gateway.models import (
     DISPLAY_ZONE,
     Case,
@@ -87,6 +88,16 @@ def queue_notification(
         )
         to = [a for a in to if a not in undeliverable]
         cc = [a for a in cc if a not in undeliverable]
+    bouncing = suppressed_addresses(session, settings, [*to, *cc])
+    if bouncing:
+        log.warning(
+            "notification recipients skipped: bouncing kind=%s case=%s addresses=%s",
+            notification.kind,
+            case.number,
+            sorted(bouncing),
+        )
+        to = [a for a in to if a.lower() not in bouncing]
+        cc = [a for a in cc if a.lower() not in bouncing]
     if not to and cc:
         to, cc = cc[:1], cc[1:]
     if not to:
