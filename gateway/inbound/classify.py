@@ -57,7 +57,8 @@ class Classification:
     """The verdict on a message: the reason it is machine mail, empty for a person's.
 
     ``state`` is the inbound state it ends in: ``ignored`` for machine mail,
-    ``unmatched`` for mail held for an admin.
+    ``unmatched`` for mail held for an admin. ``bounce`` is what the bounce
+    reader found, for a bounce.
     """
 
     reason: str = ""

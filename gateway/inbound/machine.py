@@ -36,8 +36,7 @@ from gateway.models import (
     ThreadSource,
     utcnow,
 )
-from gateway.threading.route import Candidates
-from gateway.threading.route import find_candidates as find_case_candidates
+from gateway.threading.route import Candidates, find_candidates
 from gateway.threading.senders import may_post
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ def _bounced_case(
         if case_id is not None:
             return session.get(Case, case_id), None
     # A notification carries its case's token in the subject and the body.
-    found = find_case_candidates(session, returned, returned.text, settings.desk.org_id)
+    found = find_candidates(session, returned, returned.text, settings.desk.org_id)
     if found.matches:
         return found.matches[0].case, None
     return None, None
@@ -199,7 +198,7 @@ def note_auto_reply(
     sender = message.sender.email if message.sender else ""
     if not sender:
         return None
-    candidates: Candidates = find_case_candidates(
+    candidates: Candidates = find_candidates(
         session, message, new_text, settings.desk.org_id
     )
     case = next(
