@@ -14,13 +14,12 @@ from sqlmodel import Session
 
 from gateway.cases import get_case
 from gateway.cli import (
-    ConfigOption,
-    JsonOption,
     _deliver_inline,
     _print_json,
     _runtime,
     app,
 )
+from gateway.cli_options import ConfigOption, JsonOption
 from gateway.db import read_only, session_scope
 from gateway.errors import InvalidInput
 from gateway.lifecycle.calendar import response_due

@@ -22,6 +22,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """Return ``moment`` in UTC; a naive one (as SQLite returns them) is UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 class CaseStatus(enum.StrEnum):
     UNASSIGNED = "Unassigned"
     IN_PROGRESS = "In Progress"
@@ -249,6 +256,10 @@ class InboundMessage(SQLModel, table=True):
     #: The reverse path lowercased, for the per-sender rate limit; None when
     #: the transport gave none.
     envelope_sender: str | None = None
+    #: The mail's Date header in UTC, when it is not later than the receipt.
+    #: The rate limit leaves out mail written long before it arrived (a
+    #: mailbox read for the first time, a queue released after an outage).
+    sent_at: datetime | None = None
     state: str = InboundState.RECEIVED.value
     reason: str = ""
     error: str = Field(default="", sa_column=Column(Text, nullable=False))
@@ -364,6 +375,8 @@ class Survey(SQLModel, table=True):
     comment: str = Field(default="", sa_column=Column(Text, nullable=False))
     answered_by: str = ""
     answered_at: datetime | None = None
+
+
 class BounceRecord(SQLModel, table=True):
     """One recipient that, by a bounce (delivery report), a mail did not reach."""
 

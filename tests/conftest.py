@@ -359,15 +359,20 @@ def build_mail(
     references: str | None = None,
     cc: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    date: str = "Thu, 03 Dec 2026 10:15:00 +0100",
 ) -> bytes:
-    """Build a plain-text mail as a mail client would send it."""
+    """Build a plain-text mail as a mail client would send it.
+
+    The fixed default ``date`` keeps the dedup key of two builds equal; pass
+    ``email.utils.formatdate()`` where the mail must look freshly written.
+    """
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = to
     if cc:
         mail["Cc"] = cc
     mail["Subject"] = subject
-    mail["Date"] = "Thu, 03 Dec 2026 10:15:00 +0100"
+    mail["Date"] = date
     mail["Message-ID"] = message_id or f"<{uuid.uuid4().hex}@kunde.example.org>"
     if in_reply_to:
         mail["In-Reply-To"] = in_reply_to

@@ -10,6 +10,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def send_seed(a: GatewayEnv) -> None:
         sender="Desk B <help@desk-b.example.com>",
         to="help@desk-a.example.com",
         subject="Abgleich",
+        date=formatdate(),
     )
     send(a.smtp_port, "help@desk-b.example.com", "help@desk-a.example.com", seed)
 
@@ -175,14 +177,14 @@ def test_smtp_refuses_sender_over_rate_limit(tmp_path: Path) -> None:
                 env.smtp_port,
                 "erika@kunde.example.org",
                 "help@desk-x.example.com",
-                build_mail(subject=f"Frage {n}"),
+                build_mail(subject=f"Frage {n}", date=formatdate()),
             )
         with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
             send(
                 env.smtp_port,
                 "erika@kunde.example.org",
                 "help@desk-x.example.com",
-                build_mail(subject="Frage 3"),
+                build_mail(subject="Frage 3", date=formatdate()),
             )
         [(code, reply)] = refused.value.recipients.values()
         assert code == 451
@@ -191,7 +193,7 @@ def test_smtp_refuses_sender_over_rate_limit(tmp_path: Path) -> None:
             env.smtp_port,
             "max@kunde.example.org",
             "help@desk-x.example.com",
-            build_mail(sender="Max <max@kunde.example.org>"),
+            build_mail(sender="Max <max@kunde.example.org>", date=formatdate()),
         )
     finally:
         serve.stop()

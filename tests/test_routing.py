@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -246,7 +247,11 @@ def test_auto_reply_to_closed_case_opens_nothing(runtime: Runtime) -> None:
 def test_rate_limit_makes_loop_by_pipe(runtime: Runtime) -> None:
     runtime.settings.routing.rate_limit_count = 3
     states = [
-        ingest(runtime, build_mail(subject=f"Frage {n}"), mail_from=CUSTOMER).state
+        ingest(
+            runtime,
+            build_mail(subject=f"Frage {n}", date=formatdate()),
+            mail_from=CUSTOMER,
+        ).state
         for n in range(5)
     ]
     assert states == ["processed"] * 3 + ["ignored"] * 2
@@ -261,9 +266,30 @@ def test_rate_limit_makes_loop_by_pipe(runtime: Runtime) -> None:
 def test_rate_limit_counts_from_header_without_envelope(runtime: Runtime) -> None:
     runtime.settings.routing.rate_limit_count = 2
     reasons = [
-        ingest(runtime, build_mail(subject=f"Frage {n}")).reason for n in range(3)
+        ingest(runtime, build_mail(subject=f"Frage {n}", date=formatdate())).reason
+        for n in range(3)
     ]
     assert reasons == ["", "", "loop"]
+
+
+def test_old_mail_from_one_sender_is_no_loop(runtime: Runtime) -> None:
+    # A mailbox read for the first time: the mails were written days ago.
+    runtime.settings.routing.rate_limit_count = 2
+    old = [
+        ingest(runtime, build_mail(subject=f"Frage {n}"), mail_from=CUSTOMER).state
+        for n in range(4)
+    ]
+    fresh = [
+        ingest(
+            runtime,
+            build_mail(subject=f"Neu {n}", date=formatdate()),
+            mail_from=CUSTOMER,
+        ).reason
+        for n in range(3)
+    ]
+
+    assert old == ["processed"] * 4
+    assert fresh == ["", "", "loop"]
 
 
 # ------------------------------------------------------------ sender check

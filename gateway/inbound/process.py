@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,7 @@ from gateway.inbound.classify import Classification, classify
 from gateway.inbound.extract import extract_reply
 from gateway.inbound.machine import clear_bounces, note_auto_reply, record_bounce
 from gateway.inbound.parse import Address, ParsedMessage, parse_message
-from gateway.inbound.ratelimit import loop_by_rate
+from gateway.inbound.ratelimit import is_backlog, loop_by_rate
 from gateway.inbound.spool import load_raw
 from gateway.lifecycle.events import case_opened, comment_added, is_survey_answer
 from gateway.models import (
@@ -40,6 +40,7 @@ from gateway.models import (
     OutboundMessage,
     ThreadMessage,
     ThreadSource,
+    as_utc,
     case_number,
     utcnow,
 )
@@ -420,6 +421,9 @@ def _with_rate_limit(
     sender = parsed.sender.email if parsed.sender else ""
     if not sender:
         return classification
+    written = sent_at(row, parsed)
+    if written is not None and is_backlog(runtime.settings.routing, row, written):
+        return classification
     detail = loop_by_rate(session, runtime.settings.routing, row, sender)
     return Classification("loop", detail) if detail else classification
 
@@ -542,6 +546,7 @@ def _finish(
     row.message_id = parsed.message_id
     row.sender = parsed.sender.email if parsed.sender else ""
     row.subject = parsed.subject[:MAX_STORED_SUBJECT]
+    row.sent_at = sent_at(row, parsed)
     row.dedup_key = dedup_key
     row.first_key = first_key
     row.state = outcome.state
@@ -550,6 +555,15 @@ def _finish(
     row.processed_at = utcnow()
     session.add(row)
     return outcome
+
+
+def sent_at(row: InboundMessage, parsed: ParsedMessage) -> datetime | None:
+    """Return the Date header in UTC, or None when it is missing or in the future."""
+    if parsed.date is None:
+        return None
+    written = parsed.date.astimezone(UTC)
+    received = as_utc(row.received_at)
+    return written if written <= received else None
 
 
 def envelope_sender(row: InboundMessage, parsed: ParsedMessage) -> str | None:

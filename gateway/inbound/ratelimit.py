@@ -10,20 +10,24 @@ Mail that arrives by another way (the pipe, a replay) is ignored with
 reason ``loop``.
 
 A null reverse path (bounces) is not counted, because one notification
-to many recipients can return many bounces at once.
+to many recipients can return many bounces at once. Nor is mail whose
+Date lies more than the window before its receipt: a loop sends fresh
+mail, while a mailbox read for the first time or a queue released after
+an outage delivers old mail from one sender at once.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
 from gateway.config import RoutingSettings
 from gateway.db import read_only
-from gateway.models import InboundMessage, utcnow
+from gateway.models import InboundMessage, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,20 @@ def normalize_sender(address: str | None) -> str | None:
 
 def window(routing: RoutingSettings) -> timedelta:
     return timedelta(minutes=routing.rate_limit_minutes)
+
+
+def is_backlog(
+    routing: RoutingSettings, row: InboundMessage, written: datetime
+) -> bool:
+    """Tell whether a mail written at ``written`` is too old to count."""
+    return written < as_utc(row.received_at) - window(routing)
+
+
+def _fresh(since: datetime) -> Any:
+    """The condition that a stored mail was written within the window."""
+    return or_(
+        col(InboundMessage.sent_at).is_(None), col(InboundMessage.sent_at) >= since
+    )
 
 
 def smtp_sender_limited(
@@ -57,6 +75,7 @@ def smtp_sender_limited(
             .select_from(InboundMessage)
             .where(InboundMessage.envelope_sender == sender)
             .where(col(InboundMessage.received_at) >= since)
+            .where(_fresh(since))
         ).one()
     if count >= routing.rate_limit_count:
         log.warning(
@@ -90,6 +109,7 @@ def loop_by_rate(
         .where(or_(*senders))
         .where(col(InboundMessage.received_at) >= received - window(routing))
         .where(col(InboundMessage.received_at) <= received)
+        .where(_fresh(received - window(routing)))
         .where(col(InboundMessage.id) < (row.id or 0))
     ).one()
     if count < routing.rate_limit_count:

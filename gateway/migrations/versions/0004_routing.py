@@ -107,6 +107,9 @@ def upgrade() -> None:
             )
         )
         batch_op.add_column(sa.Column("candidate_case_id", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("sent_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
         batch_op.create_index(
             "ix_inbound_envelope_sender_received",
             ["envelope_sender", "received_at"],
@@ -128,6 +131,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(FK_CANDIDATE_CASE, type_="foreignkey")
         batch_op.drop_index("ix_inbound_sender_received")
         batch_op.drop_index("ix_inbound_envelope_sender_received")
+        batch_op.drop_column("sent_at")
         batch_op.drop_column("candidate_case_id")
         batch_op.drop_column("envelope_sender")
 
