@@ -155,3 +155,26 @@ def test_unanswered_case_becomes_overdue(tmp_path: Path) -> None:
     assert replied.next_response_due == datetime.fromisoformat(
         "2026-12-10T10:30:00+01:00"
     )
+
+
+def test_reply_to_linked_case_lands_on_it(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Login fails"))
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+    old_token = load_case(runtime, str(opened.case_number)).token
+
+    # The reply to the closed case carries its marker and token in the subject.
+    linked = ingest(runtime, reply_to(confirmation, CUSTOMER, "It fails again."))
+    assert linked.matched_by == "new"
+    new_case = load_case(runtime, str(linked.case_number))
+    assert old_token not in new_case.subject
+    assert f"[Case {opened.case_number}]" not in new_case.subject
+    assert new_case.subject == "Login fails"
+
+    # The customer's reply to the linked case's confirmation is a comment on it.
+    linked_confirmation = outbox(runtime, "confirmation")[-1]
+    assert old_token not in linked_confirmation.subject
+    reply = ingest(runtime, reply_to(linked_confirmation, CUSTOMER, "More details."))
+    assert reply.matched_by == "subject_token"
+    assert reply.case_number == linked.case_number

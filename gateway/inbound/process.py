@@ -25,7 +25,12 @@ from gateway.inbound.classify import classify
 from gateway.inbound.extract import extract_reply
 from gateway.inbound.parse import Address, ParsedMessage, parse_message
 from gateway.inbound.spool import load_raw
-from gateway.lifecycle.events import case_opened, comment_added, is_survey_answer
+from gateway.lifecycle.events import (
+    case_opened,
+    comment_added,
+    is_survey_answer,
+    linked_case_subject,
+)
 from gateway.models import (
     FINAL_INBOUND_STATES,
     AuthorKind,
@@ -297,10 +302,11 @@ def _apply(
         _remember_message_id(session, case, parsed)
     else:
         contact = find_or_create_contact(session, sender)
+        subject = linked_case_subject(parsed.subject) if match else parsed.subject
         case, comment = open_case(
             session,
             settings,
-            subject=parsed.subject or NO_SUBJECT,
+            subject=subject or NO_SUBJECT,
             contact=contact,
             additional_recipients=_additional_recipients(runtime, parsed, sender),
             first_comment=new,

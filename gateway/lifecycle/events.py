@@ -17,7 +17,13 @@ from sqlmodel import Session, col, select
 from gateway.config import Settings
 from gateway.inbound.parse import ParsedMessage
 from gateway.lifecycle.calendar import response_due
-from gateway.lifecycle.commands import Command, find_command
+from gateway.lifecycle.commands import (
+    CASE_MARKER_PATTERN,
+    REPLY_PREFIX_PATTERN,
+    TOKEN_PATTERN,
+    Command,
+    find_command,
+)
 from gateway.lifecycle.status import move, record_opening
 from gateway.lifecycle.surveys import answer_survey, open_survey, rating_links
 from gateway.models import (
@@ -58,6 +64,17 @@ def severity_of_subject(subject: str) -> Severity | None:
         if severity is not None:
             return severity
     return None
+
+
+def linked_case_subject(subject: str) -> str:
+    """Return the subject of a reply to a closed case without its marker and token.
+
+    Left in the new case's subject, the closed case's token would come before
+    the new case's own token in every notification, so each reply to the new
+    case would match the closed case and open yet another case.
+    """
+    text = CASE_MARKER_PATTERN.sub(" ", TOKEN_PATTERN.sub(" ", subject))
+    return REPLY_PREFIX_PATTERN.sub("", " ".join(text.split()))
 
 
 def case_opened(
