@@ -86,6 +86,26 @@ def test_escalate_twice_notifies_each_level(tmp_path: Path) -> None:
     assert "Escalation level: 2 of 4" in confirmations[1].text_body
 
 
+def test_case_subject_is_no_command(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START), managers=MANAGERS)
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Eskalation"))
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    # "AW: [Case 00000001] Eskalation ref_..:ref" only quotes the case's subject.
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Hier ist das Protokoll."))
+    case = load_case(runtime, opened.case_number)
+    assert case.status == "Unassigned"
+    assert case.escalation_level == 0
+    assert outbox(runtime, "escalation_notice") == []
+    # The command itself still works, in the text or in a subject of its own.
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Eskalieren"))
+    assert load_case(runtime, opened.case_number).escalation_level == 1
+    token = load_case(runtime, opened.case_number).token
+    link_subject = f"ESKALIEREN [Case {opened.case_number}] {token}"
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "", subject=link_subject))
+    assert load_case(runtime, opened.case_number).escalation_level == 2
+
+
 def test_follow_and_unfollow(tmp_path: Path) -> None:
     runtime = make_runtime(tmp_path / "gw", Clock(START))
     opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="VPN drops"))

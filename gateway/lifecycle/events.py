@@ -124,7 +124,7 @@ def comment_added(
         return None
     if comment.author_kind != AuthorKind.CUSTOMER.value:
         return None
-    command = find_command(subject, comment.new_text)
+    command = find_command(subject, comment.new_text, case.subject)
     if command is Command.CLOSE:
         close_case(session, settings, case, StatusCause.COMMAND, notify, now)
     elif command is Command.ESCALATE:
