@@ -68,8 +68,14 @@ def _first_line(text: str) -> tuple[int, str] | None:
 
 
 def find_rating(subject: str, new_text: str) -> int | None:
-    """Return the rating in the subject or the first non-empty text line, or None."""
-    match = SUBJECT_RATING_PATTERN.search(_without_markers(subject))
+    """Return the rating in the subject or the first non-empty text line, or None.
+
+    Only the subject before its case marker counts. The rating links write
+    the rating there, and after the marker a reply repeats the case's own
+    subject, which may well read "Note 1 missing".
+    """
+    own_subject = CASE_MARKER_PATTERN.split(subject, maxsplit=1)[0]
+    match = SUBJECT_RATING_PATTERN.search(_without_markers(own_subject))
     if match:
         return int(match.group(1))
     first = _first_line(new_text)
