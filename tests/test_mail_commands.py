@@ -106,6 +106,42 @@ def test_case_subject_is_no_command(tmp_path: Path) -> None:
     assert load_case(runtime, opened.case_number).escalation_level == 2
 
 
+def test_close_link_on_closed_case(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Login fails"))
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+    assert load_case(runtime, opened.case_number).status == "Closed"
+
+    # The CLOSE link of an older mail, used after the case closed.
+    token = load_case(runtime, opened.case_number).token
+    link_subject = f"CLOSE [Case {opened.case_number}] {token}"
+    clicked = build_mail(
+        sender=CUSTOMER, subject=link_subject, body=f"CLOSE\n\n{token}\n"
+    )
+    outcome = ingest(runtime, clicked)
+    assert outcome.case_number == opened.case_number
+    assert len(outbox(runtime, "confirmation")) == 1
+    assert len(outbox(runtime, "survey")) == 1
+
+
+def test_unfollow_on_closed_case(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    colleague = "Max Muster <max@kunde.example.org>"
+    opened = ingest(
+        runtime, build_mail(sender=CUSTOMER, subject="VPN drops", cc=colleague)
+    )
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+
+    outcome = ingest(runtime, reply_to(confirmation, colleague, "Unfollow"))
+    assert outcome.case_number == opened.case_number
+    assert load_case(runtime, opened.case_number).additional_recipients == []
+    assert len(outbox(runtime, "confirmation")) == 1
+
+
 def test_follow_and_unfollow(tmp_path: Path) -> None:
     runtime = make_runtime(tmp_path / "gw", Clock(START))
     opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="VPN drops"))

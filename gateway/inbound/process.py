@@ -28,6 +28,7 @@ from gateway.inbound.spool import load_raw
 from gateway.lifecycle.events import (
     case_opened,
     comment_added,
+    is_closed_case_command,
     is_survey_answer,
     linked_case_subject,
 )
@@ -293,8 +294,9 @@ def _apply(
         comment_added(
             session, settings, case, comment, notify, now, subject=parsed.subject
         )
-    elif match is not None and is_survey_answer(
-        session, match.case, parsed, new_text, now
+    elif match is not None and (
+        is_survey_answer(session, match.case, parsed, new_text, now)
+        or is_closed_case_command(session, match.case, parsed, new_text)
     ):
         case = match.case
         comment = add_comment(session, settings, case, new, touch_case=False, now=now)

@@ -267,6 +267,22 @@ def is_survey_answer(
     return survey is not None
 
 
+def is_closed_case_command(
+    session: Session, case: Case, message: ParsedMessage, new_text: str
+) -> bool:
+    """Run a close or unfollow command sent to a Closed case; return whether it was one.
+
+    Both ask for what the closed case already is or can have at once, so
+    opening a new case for them, as for any other reply, would undo them.
+    """
+    if case.status != CaseStatus.CLOSED.value or message.sender is None:
+        return False
+    command = find_command(message.subject, new_text, case.subject)
+    if command is Command.UNFOLLOW:
+        _change_followers(session, case, message.sender.email, follow=False)
+    return command in (Command.CLOSE, Command.UNFOLLOW)
+
+
 def change_severity(
     session: Session,
     settings: Settings,
