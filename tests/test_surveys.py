@@ -58,3 +58,24 @@ def test_case_subject_gives_no_rating(tmp_path: Path) -> None:
         [survey] = session.exec(select(Survey)).all()
     assert survey.answered_at is None
     assert survey.rating is None
+
+
+def test_second_rating_replaces_first(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Login fails"))
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+    case = load_case(runtime, str(opened.case_number))
+    marker = f"[Case {case.number}] {case.token}"
+
+    first = build_mail(
+        sender=CUSTOMER, subject=f"Rating 4 {marker}", body="Rating 4\n\nFast help.\n"
+    )
+    second = build_mail(sender=CUSTOMER, subject=f"Rating 5 {marker}", body="")
+    assert ingest(runtime, first).case_number == case.number
+    assert ingest(runtime, second).case_number == case.number
+    with Session(read_only(runtime.engine)) as session:
+        [survey] = session.exec(select(Survey)).all()
+    assert survey.rating == 5
+    assert survey.comment == "Fast help."
+    assert len(outbox(runtime, "confirmation")) == 1

@@ -4,7 +4,8 @@ The survey mail carries the case's token, so its reply reaches the closed
 case. A reply to a Closed case whose survey is unanswered is the answer
 when it gives a rating (1 to 5, as the mailto links of the survey write
 it) or replies to the survey mail itself (In-Reply-To or References).
-Any other reply to a closed case opens a new case.
+A later rating replaces an earlier answer's. Any other reply to a closed
+case opens a new case.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def unanswered_survey(session: Session, case_id: int) -> Survey | None:
         .where(Survey.case_id == case_id)
         .where(col(Survey.answered_at).is_(None))
         .order_by(col(Survey.id).desc())
+    ).first()
+
+
+def latest_survey(session: Session, case_id: int) -> Survey | None:
+    return session.exec(
+        select(Survey).where(Survey.case_id == case_id).order_by(col(Survey.id).desc())
     ).first()
 
 
@@ -112,17 +119,23 @@ def answer_survey(
     """
     if case.id is None:
         return None
+    rating = find_rating(subject, new_text)
     survey = unanswered_survey(session, case.id)
+    if survey is None and rating is not None:
+        # A second rating, such as a click on another rating link, replaces
+        # the first instead of opening a new case.
+        survey = latest_survey(session, case.id)
     if survey is None:
         return None
-    rating = find_rating(subject, new_text)
     replies_to_survey = (
         survey.message_id is not None and survey.message_id in message_ids
     )
     if rating is None and not replies_to_survey:
         return None
+    comment = survey_comment(new_text)
+    if survey.answered_at is None or comment:
+        survey.comment = comment
     survey.rating = rating
-    survey.comment = survey_comment(new_text)
     survey.answered_by = sender
     survey.answered_at = now
     session.add(survey)
