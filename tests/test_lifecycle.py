@@ -178,3 +178,32 @@ def test_reply_to_linked_case_lands_on_it(tmp_path: Path) -> None:
     reply = ingest(runtime, reply_to(linked_confirmation, CUSTOMER, "More details."))
     assert reply.matched_by == "subject_token"
     assert reply.case_number == linked.case_number
+
+
+def test_follow_up_keeps_earlier_due_time(tmp_path: Path) -> None:
+    clock = Clock(START)
+    runtime = make_runtime(tmp_path / "gw", clock)
+    opened = ingest(
+        runtime, build_mail(sender=CUSTOMER, subject="[Critical] Orders stuck")
+    )
+    assert opened.case_number is not None
+    # Critical: 2 business hours from Mon 09:30.
+    due = datetime.fromisoformat("2026-12-07T11:30:00+01:00")
+    assert load_case(runtime, opened.case_number).next_response_due == due
+    [confirmation] = outbox(runtime, "confirmation")
+
+    # A reminder before staff answered moves no deadline.
+    clock.now = datetime.fromisoformat("2026-12-07T11:20:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Any news?"))
+    case = load_case(runtime, opened.case_number)
+    assert case.next_response_due == due
+    assert is_overdue(case, datetime.fromisoformat("2026-12-07T12:00:00+01:00"))
+
+    # Once staff answered, the next customer reply starts a new clock.
+    clock.now = datetime.fromisoformat("2026-12-07T12:10:00+01:00")
+    ingest(runtime, reply_to(confirmation, STAFF, "We restarted the queue."))
+    clock.now = datetime.fromisoformat("2026-12-07T13:00:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Stuck again."))
+    assert load_case(runtime, opened.case_number).next_response_due == (
+        datetime.fromisoformat("2026-12-07T15:00:00+01:00")
+    )

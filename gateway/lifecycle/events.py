@@ -156,7 +156,11 @@ def _customer_replied(
     notify: Notify,
     now: datetime,
 ) -> None:
-    case.next_response_due = response_due(settings.sla, case.severity, now)
+    # The oldest unanswered customer message sets the due time, so a
+    # reminder before staff answered does not move the deadline later.
+    due = response_due(settings.sla, case.severity, now)
+    if case.next_response_due is None or due < case.next_response_due:
+        case.next_response_due = due
     status = CaseStatus(case.status)
     if status in (CaseStatus.WAITING_ON_CUSTOMER, CaseStatus.PENDING_CLOSURE):
         move(session, case, CaseStatus.IN_PROGRESS, StatusCause.COMMENT, now)
