@@ -198,6 +198,9 @@ def test_follow_up_keeps_earlier_due_time(tmp_path: Path) -> None:
     case = load_case(runtime, opened.case_number)
     assert case.next_response_due == due
     assert is_overdue(case, datetime.fromisoformat("2026-12-07T12:00:00+01:00"))
+    clock.now = datetime.fromisoformat("2026-12-07T11:25:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Escalate"))
+    assert load_case(runtime, opened.case_number).next_response_due == due
 
     # Once staff answered, the next customer reply starts a new clock.
     clock.now = datetime.fromisoformat("2026-12-07T12:10:00+01:00")

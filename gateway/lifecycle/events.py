@@ -156,17 +156,24 @@ def _customer_replied(
     notify: Notify,
     now: datetime,
 ) -> None:
-    # The oldest unanswered customer message sets the due time, so a
-    # reminder before staff answered does not move the deadline later.
-    due = response_due(settings.sla, case.severity, now)
-    if case.next_response_due is None or due < case.next_response_due:
-        case.next_response_due = due
+    _await_answer(settings, case, now)
     status = CaseStatus(case.status)
     if status in (CaseStatus.WAITING_ON_CUSTOMER, CaseStatus.PENDING_CLOSURE):
         move(session, case, CaseStatus.IN_PROGRESS, StatusCause.COMMENT, now)
     if status is CaseStatus.PENDING_CLOSURE:
         notify(Notification("reopened", case, comment))
     session.add(case)
+
+
+def _await_answer(settings: Settings, case: Case, now: datetime) -> None:
+    """Set the due time of the answer to a customer message sent at ``now``.
+
+    The oldest unanswered customer message sets it, so a reminder or an
+    escalation before staff answered does not move the deadline later.
+    """
+    due = response_due(settings.sla, case.severity, now)
+    if case.next_response_due is None or due < case.next_response_due:
+        case.next_response_due = due
 
 
 def close_case(
@@ -206,7 +213,7 @@ def escalate_case(
     """Raise the escalation level (at most 4), notify its manager and the customer."""
     case.escalation_level = min(case.escalation_level + 1, MAX_ESCALATION_LEVEL)
     move(session, case, CaseStatus.ESCALATED, StatusCause.COMMAND, now)
-    case.next_response_due = response_due(settings.sla, case.severity, now)
+    _await_answer(settings, case, now)
     session.add(case)
     manager = getattr(settings.escalation, f"level_{case.escalation_level}")
     _notify_manager(case, manager, "escalation", comment, notify)
