@@ -210,3 +210,25 @@ def test_follow_up_keeps_earlier_due_time(tmp_path: Path) -> None:
     assert load_case(runtime, opened.case_number).next_response_due == (
         datetime.fromisoformat("2026-12-07T15:00:00+01:00")
     )
+
+
+def test_staff_mail_to_closed_case(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Login fails"))
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+    [survey_mail] = outbox(runtime, "survey")
+
+    late = ingest(runtime, reply_to(survey_mail, STAFF, "The fix is in release 4.2."))
+    assert late.case_number == opened.case_number
+    case = load_case(runtime, opened.case_number)
+    assert case.status == "Closed"
+    assert len(outbox(runtime, "confirmation")) == 1
+    [update] = outbox(runtime, "comment_update")
+    assert update.to == ["erika@kunde.example.org"]
+    assert "release 4.2" in update.text_body
+    assert "mailto:" not in update.text_body
+    with Session(read_only(runtime.engine)) as session:
+        view = survey_views(session)
+    assert view[0]["answered_at"] is None

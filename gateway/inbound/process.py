@@ -294,6 +294,14 @@ def _apply(
         comment_added(
             session, settings, case, comment, notify, now, subject=parsed.subject
         )
+    elif match is not None and kind is AuthorKind.STAFF:
+        # Staff mail to a Closed case: a comment on it, relayed to the
+        # customer. It is neither a survey answer nor a new case.
+        case = match.case
+        comment = add_comment(session, settings, case, new, touch_case=False, now=now)
+        outcome.matched_by = match.matched_by
+        _remember_message_id(session, case, parsed)
+        notify(Notification("comment_update", case, comment))
     elif match is not None and (
         is_survey_answer(session, match.case, parsed, new_text, now)
         or is_closed_case_command(session, match.case, parsed, new_text)
