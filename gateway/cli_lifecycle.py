@@ -164,6 +164,9 @@ def set_status(
             close_case(session, runtime.settings, case, StatusCause.ADMIN, notify, now)
         else:
             move(session, case, target, StatusCause.ADMIN, now)
+        if target in (CaseStatus.WAITING_ON_CUSTOMER, CaseStatus.PENDING_CLOSURE):
+            # As after a staff answer, staff owe the customer no answer now.
+            case.next_response_due = None
         result = {"case": case.number, "status": case.status, "outbound": notify.ids}
     runtime.outbound_queued(notify.ids)
     if as_json:

@@ -155,3 +155,80 @@ def test_unanswered_case_becomes_overdue(tmp_path: Path) -> None:
     assert replied.next_response_due == datetime.fromisoformat(
         "2026-12-10T10:30:00+01:00"
     )
+
+
+def test_reply_to_linked_case_lands_on_it(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Login fails"))
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+    old_token = load_case(runtime, str(opened.case_number)).token
+
+    # The reply to the closed case carries its marker and token in the subject.
+    linked = ingest(runtime, reply_to(confirmation, CUSTOMER, "It fails again."))
+    assert linked.matched_by == "new"
+    new_case = load_case(runtime, str(linked.case_number))
+    assert old_token not in new_case.subject
+    assert f"[Case {opened.case_number}]" not in new_case.subject
+    assert new_case.subject == "Login fails"
+
+    # The customer's reply to the linked case's confirmation is a comment on it.
+    linked_confirmation = outbox(runtime, "confirmation")[-1]
+    assert old_token not in linked_confirmation.subject
+    reply = ingest(runtime, reply_to(linked_confirmation, CUSTOMER, "More details."))
+    assert reply.matched_by == "subject_token"
+    assert reply.case_number == linked.case_number
+
+
+def test_follow_up_keeps_earlier_due_time(tmp_path: Path) -> None:
+    clock = Clock(START)
+    runtime = make_runtime(tmp_path / "gw", clock)
+    opened = ingest(
+        runtime, build_mail(sender=CUSTOMER, subject="[Critical] Orders stuck")
+    )
+    assert opened.case_number is not None
+    # Critical: 2 business hours from Mon 09:30.
+    due = datetime.fromisoformat("2026-12-07T11:30:00+01:00")
+    assert load_case(runtime, opened.case_number).next_response_due == due
+    [confirmation] = outbox(runtime, "confirmation")
+
+    # A reminder before staff answered moves no deadline.
+    clock.now = datetime.fromisoformat("2026-12-07T11:20:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Any news?"))
+    case = load_case(runtime, opened.case_number)
+    assert case.next_response_due == due
+    assert is_overdue(case, datetime.fromisoformat("2026-12-07T12:00:00+01:00"))
+    clock.now = datetime.fromisoformat("2026-12-07T11:25:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Escalate"))
+    assert load_case(runtime, opened.case_number).next_response_due == due
+
+    # Once staff answered, the next customer reply starts a new clock.
+    clock.now = datetime.fromisoformat("2026-12-07T12:10:00+01:00")
+    ingest(runtime, reply_to(confirmation, STAFF, "We restarted the queue."))
+    clock.now = datetime.fromisoformat("2026-12-07T13:00:00+01:00")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Stuck again."))
+    assert load_case(runtime, opened.case_number).next_response_due == (
+        datetime.fromisoformat("2026-12-07T15:00:00+01:00")
+    )
+
+
+def test_staff_mail_to_closed_case(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Login fails"))
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+    [survey_mail] = outbox(runtime, "survey")
+
+    late = ingest(runtime, reply_to(survey_mail, STAFF, "The fix is in release 4.2."))
+    assert late.case_number == opened.case_number
+    case = load_case(runtime, opened.case_number)
+    assert case.status == "Closed"
+    assert len(outbox(runtime, "confirmation")) == 1
+    [update] = outbox(runtime, "comment_update")
+    assert update.to == ["erika@kunde.example.org"]
+    assert "release 4.2" in update.text_body
+    assert "mailto:" not in update.text_body
+    with Session(read_only(runtime.engine)) as session:
+        view = survey_views(session)
+    assert view[0]["answered_at"] is None

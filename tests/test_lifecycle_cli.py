@@ -108,3 +108,15 @@ def test_severity_command_sets_due_times(gateway_env: GatewayEnv) -> None:
     wrong = gateway_env.run("severity", case["number"], "high", check=False)
     assert wrong.returncode == 65
     assert b"'high' is invalid" in wrong.stderr
+
+
+def test_admin_waiting_clears_due_time(gateway_env: GatewayEnv) -> None:
+    gateway_env.run("ingest", stdin=build_mail(subject="Answered by phone"))
+    [case] = gateway_env.json("cases", "--json")
+    assert case["next_response_due"] is not None
+    gateway_env.run("status", case["number"], "Waiting on Customer")
+    shown = gateway_env.json("show", case["number"], "--json")
+    assert shown["status"] == "Waiting on Customer"
+    # Staff owe no answer on a case that waits for the customer.
+    assert shown["next_response_due"] is None
+    assert shown["first_response_due"] == case["first_response_due"]

@@ -86,6 +86,62 @@ def test_escalate_twice_notifies_each_level(tmp_path: Path) -> None:
     assert "Escalation level: 2 of 4" in confirmations[1].text_body
 
 
+def test_case_subject_is_no_command(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START), managers=MANAGERS)
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Eskalation"))
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    # "AW: [Case 00000001] Eskalation ref_..:ref" only quotes the case's subject.
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Hier ist das Protokoll."))
+    case = load_case(runtime, opened.case_number)
+    assert case.status == "Unassigned"
+    assert case.escalation_level == 0
+    assert outbox(runtime, "escalation_notice") == []
+    # The command itself still works, in the text or in a subject of its own.
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Eskalieren"))
+    assert load_case(runtime, opened.case_number).escalation_level == 1
+    token = load_case(runtime, opened.case_number).token
+    link_subject = f"ESKALIEREN [Case {opened.case_number}] {token}"
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "", subject=link_subject))
+    assert load_case(runtime, opened.case_number).escalation_level == 2
+
+
+def test_close_link_on_closed_case(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Login fails"))
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+    assert load_case(runtime, opened.case_number).status == "Closed"
+
+    # The CLOSE link of an older mail, used after the case closed.
+    token = load_case(runtime, opened.case_number).token
+    link_subject = f"CLOSE [Case {opened.case_number}] {token}"
+    clicked = build_mail(
+        sender=CUSTOMER, subject=link_subject, body=f"CLOSE\n\n{token}\n"
+    )
+    outcome = ingest(runtime, clicked)
+    assert outcome.case_number == opened.case_number
+    assert len(outbox(runtime, "confirmation")) == 1
+    assert len(outbox(runtime, "survey")) == 1
+
+
+def test_unfollow_on_closed_case(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path / "gw", Clock(START))
+    colleague = "Max Muster <max@kunde.example.org>"
+    opened = ingest(
+        runtime, build_mail(sender=CUSTOMER, subject="VPN drops", cc=colleague)
+    )
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, CUSTOMER, "Close"))
+
+    outcome = ingest(runtime, reply_to(confirmation, colleague, "Unfollow"))
+    assert outcome.case_number == opened.case_number
+    assert load_case(runtime, opened.case_number).additional_recipients == []
+    assert len(outbox(runtime, "confirmation")) == 1
+
+
 def test_follow_and_unfollow(tmp_path: Path) -> None:
     runtime = make_runtime(tmp_path / "gw", Clock(START))
     opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="VPN drops"))

@@ -214,12 +214,13 @@ class MailboxPoller:
         """Fetch, store, then flag and move one batch; return how many were stored."""
         span = f"{uids[0]}-{uids[-1]}"
         try:
-            messages = await session.fetch(uids)
+            messages = await self._fetch(session, uids)
             missing = [uid for uid in uids if uid not in messages]
             if missing:
-                # Deleted by someone else between SEARCH and FETCH.
+                # Deleted by someone else between SEARCH and FETCH, or
+                # rejected by the server (see _fetch).
                 log.info(
-                    "IMAP messages gone before fetch mailbox=%s uids=%s",
+                    "IMAP messages not fetched mailbox=%s uids=%s",
                     self.label,
                     missing,
                 )
@@ -264,6 +265,41 @@ class MailboxPoller:
         for inbound_id in ids:
             await self._hand_on(inbound_id)
         return len(ids)
+
+    async def _fetch(
+        self, session: ImapSession, uids: Sequence[int]
+    ) -> dict[int, bytes]:
+        """Fetch ``uids``, one by one when the server rejects the batch.
+
+        A message the server rejects on its own (Exchange does for mail it
+        cannot convert to RFC 822) is logged and left in the folder, so it
+        does not hold back the mail after it on every round.
+        """
+        try:
+            return await session.fetch(uids)
+        except CommandRefused as exc:
+            if len(uids) == 1:
+                # NOTE: a transient NO skips the message too; it stays unread.
+                log.error(
+                    "IMAP server rejected the fetch of a message; it is skipped and "
+                    "stays in the folder mailbox=%s uid=%d error=%s",
+                    self.label,
+                    uids[0],
+                    exc,
+                )
+                return {}
+            log.warning(
+                "IMAP server rejected a batch fetch; fetching one by one mailbox=%s "
+                "uids=%s-%s error=%s",
+                self.label,
+                uids[0],
+                uids[-1],
+                exc,
+            )
+        messages: dict[int, bytes] = {}
+        for uid in uids:
+            messages.update(await self._fetch(session, [uid]))
+        return messages
 
     async def _acknowledge(self, session: ImapSession, uids: Sequence[int]) -> None:
         """Flag stored messages \\Seen and move them; called only after the commit.

@@ -29,7 +29,13 @@ from gateway.inbound.machine import clear_bounces, note_auto_reply, record_bounc
 from gateway.inbound.parse import Address, ParsedMessage, parse_message
 from gateway.inbound.ratelimit import is_backlog, loop_by_rate
 from gateway.inbound.spool import load_raw
-from gateway.lifecycle.events import case_opened, comment_added, is_survey_answer
+from gateway.lifecycle.events import (
+    case_opened,
+    comment_added,
+    is_closed_case_command,
+    is_survey_answer,
+    linked_case_subject,
+)
 from gateway.models import (
     FINAL_INBOUND_STATES,
     AuthorKind,
@@ -379,8 +385,17 @@ def _apply(
         comment_added(
             session, settings, case, comment, notify, now, subject=parsed.subject
         )
-    elif match is not None and is_survey_answer(
-        session, match.case, parsed, new_text, now
+    elif match is not None and kind is AuthorKind.STAFF:
+        # Staff mail to a Closed case: a comment on it, relayed to the
+        # customer. It is neither a survey answer nor a new case.
+        case = match.case
+        comment = add_comment(session, settings, case, new, touch_case=False, now=now)
+        outcome.matched_by = match.matched_by
+        _remember_message_id(session, case, parsed)
+        notify(Notification("comment_update", case, comment))
+    elif match is not None and (
+        is_survey_answer(session, match.case, parsed, new_text, now)
+        or is_closed_case_command(session, match.case, parsed, new_text)
     ):
         case = match.case
         comment = add_comment(session, settings, case, new, touch_case=False, now=now)
@@ -388,10 +403,11 @@ def _apply(
         _remember_message_id(session, case, parsed)
     else:
         contact = find_or_create_contact(session, sender)
+        subject = linked_case_subject(parsed.subject) if match else parsed.subject
         case, comment = open_case(
             session,
             settings,
-            subject=parsed.subject or NO_SUBJECT,
+            subject=subject or NO_SUBJECT,
             contact=contact,
             additional_recipients=_additional_recipients(runtime, parsed, sender),
             first_comment=new,

@@ -98,11 +98,16 @@ def command_in_line(line: str) -> Command | None:
     return _PHRASES.get(_normalize(line))
 
 
-def find_command(subject: str, new_text: str) -> Command | None:
-    """Return the command of a reply: its subject, else its first text line."""
-    found = command_in_line(subject)
-    if found is not None:
-        return found
+def find_command(subject: str, new_text: str, case_subject: str = "") -> Command | None:
+    """Return the command of a reply: its subject, else its first text line.
+
+    A subject that only repeats ``case_subject`` is no command, because every
+    reply to a case named "Eskalation" or "Close" carries that subject.
+    """
+    if _normalize(subject) != _normalize(case_subject):
+        found = command_in_line(subject)
+        if found is not None:
+            return found
     for line in new_text.splitlines():
         if line.strip():
             return command_in_line(line)

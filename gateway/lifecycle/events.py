@@ -17,7 +17,13 @@ from sqlmodel import Session, col, select
 from gateway.config import Settings
 from gateway.inbound.parse import ParsedMessage
 from gateway.lifecycle.calendar import response_due
-from gateway.lifecycle.commands import Command, find_command
+from gateway.lifecycle.commands import (
+    CASE_MARKER_PATTERN,
+    REPLY_PREFIX_PATTERN,
+    TOKEN_PATTERN,
+    Command,
+    find_command,
+)
 from gateway.lifecycle.status import move, record_opening
 from gateway.lifecycle.surveys import answer_survey, open_survey, rating_links
 from gateway.models import (
@@ -58,6 +64,17 @@ def severity_of_subject(subject: str) -> Severity | None:
         if severity is not None:
             return severity
     return None
+
+
+def linked_case_subject(subject: str) -> str:
+    """Return the subject of a reply to a closed case without its marker and token.
+
+    Left in the new case's subject, the closed case's token would come before
+    the new case's own token in every notification, so each reply to the new
+    case would match the closed case and open yet another case.
+    """
+    text = CASE_MARKER_PATTERN.sub(" ", TOKEN_PATTERN.sub(" ", subject))
+    return REPLY_PREFIX_PATTERN.sub("", " ".join(text.split()))
 
 
 def case_opened(
@@ -107,7 +124,7 @@ def comment_added(
         return None
     if comment.author_kind != AuthorKind.CUSTOMER.value:
         return None
-    command = find_command(subject, comment.new_text)
+    command = find_command(subject, comment.new_text, case.subject)
     if command is Command.CLOSE:
         close_case(session, settings, case, StatusCause.COMMAND, notify, now)
     elif command is Command.ESCALATE:
@@ -139,13 +156,24 @@ def _customer_replied(
     notify: Notify,
     now: datetime,
 ) -> None:
-    case.next_response_due = response_due(settings.sla, case.severity, now)
+    _await_answer(settings, case, now)
     status = CaseStatus(case.status)
     if status in (CaseStatus.WAITING_ON_CUSTOMER, CaseStatus.PENDING_CLOSURE):
         move(session, case, CaseStatus.IN_PROGRESS, StatusCause.COMMENT, now)
     if status is CaseStatus.PENDING_CLOSURE:
         notify(Notification("reopened", case, comment))
     session.add(case)
+
+
+def _await_answer(settings: Settings, case: Case, now: datetime) -> None:
+    """Set the due time of the answer to a customer message sent at ``now``.
+
+    The oldest unanswered customer message sets it, so a reminder or an
+    escalation before staff answered does not move the deadline later.
+    """
+    due = response_due(settings.sla, case.severity, now)
+    if case.next_response_due is None or due < case.next_response_due:
+        case.next_response_due = due
 
 
 def close_case(
@@ -185,7 +213,7 @@ def escalate_case(
     """Raise the escalation level (at most 4), notify its manager and the customer."""
     case.escalation_level = min(case.escalation_level + 1, MAX_ESCALATION_LEVEL)
     move(session, case, CaseStatus.ESCALATED, StatusCause.COMMAND, now)
-    case.next_response_due = response_due(settings.sla, case.severity, now)
+    _await_answer(settings, case, now)
     session.add(case)
     manager = getattr(settings.escalation, f"level_{case.escalation_level}")
     _notify_manager(case, manager, "escalation", comment, notify)
@@ -248,6 +276,22 @@ def is_survey_answer(
         now=now,
     )
     return survey is not None
+
+
+def is_closed_case_command(
+    session: Session, case: Case, message: ParsedMessage, new_text: str
+) -> bool:
+    """Run a close or unfollow command sent to a Closed case; return whether it was one.
+
+    Both ask for what the closed case already is or can have at once, so
+    opening a new case for them, as for any other reply, would undo them.
+    """
+    if case.status != CaseStatus.CLOSED.value or message.sender is None:
+        return False
+    command = find_command(message.subject, new_text, case.subject)
+    if command is Command.UNFOLLOW:
+        _change_followers(session, case, message.sender.email, follow=False)
+    return command in (Command.CLOSE, Command.UNFOLLOW)
 
 
 def change_severity(

@@ -4,7 +4,8 @@ The survey mail carries the case's token, so its reply reaches the closed
 case. A reply to a Closed case whose survey is unanswered is the answer
 when it gives a rating (1 to 5, as the mailto links of the survey write
 it) or replies to the survey mail itself (In-Reply-To or References).
-Any other reply to a closed case opens a new case.
+A later rating replaces an earlier answer's. Any other reply to a closed
+case opens a new case.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def unanswered_survey(session: Session, case_id: int) -> Survey | None:
     ).first()
 
 
+def latest_survey(session: Session, case_id: int) -> Survey | None:
+    return session.exec(
+        select(Survey).where(Survey.case_id == case_id).order_by(col(Survey.id).desc())
+    ).first()
+
+
 def _without_markers(line: str) -> str:
     return CASE_MARKER_PATTERN.sub(" ", TOKEN_PATTERN.sub(" ", line)).strip()
 
@@ -68,8 +75,14 @@ def _first_line(text: str) -> tuple[int, str] | None:
 
 
 def find_rating(subject: str, new_text: str) -> int | None:
-    """Return the rating in the subject or the first non-empty text line, or None."""
-    match = SUBJECT_RATING_PATTERN.search(_without_markers(subject))
+    """Return the rating in the subject or the first non-empty text line, or None.
+
+    Only the subject before its case marker counts. The rating links write
+    the rating there, and after the marker a reply repeats the case's own
+    subject, which may well read "Note 1 missing".
+    """
+    own_subject = CASE_MARKER_PATTERN.split(subject, maxsplit=1)[0]
+    match = SUBJECT_RATING_PATTERN.search(_without_markers(own_subject))
     if match:
         return int(match.group(1))
     first = _first_line(new_text)
@@ -106,17 +119,23 @@ def answer_survey(
     """
     if case.id is None:
         return None
+    rating = find_rating(subject, new_text)
     survey = unanswered_survey(session, case.id)
+    if survey is None and rating is not None:
+        # A second rating, such as a click on another rating link, replaces
+        # the first instead of opening a new case.
+        survey = latest_survey(session, case.id)
     if survey is None:
         return None
-    rating = find_rating(subject, new_text)
     replies_to_survey = (
         survey.message_id is not None and survey.message_id in message_ids
     )
     if rating is None and not replies_to_survey:
         return None
+    comment = survey_comment(new_text)
+    if survey.answered_at is None or comment:
+        survey.comment = comment
     survey.rating = rating
-    survey.comment = survey_comment(new_text)
     survey.answered_by = sender
     survey.answered_at = now
     session.add(survey)

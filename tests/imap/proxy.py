@@ -1,7 +1,8 @@
-"""A TCP relay on loopback that can cut a connection after some bytes.
+"""TCP relays on loopback that inject faults between the gateway and Dovecot.
 
-It stands between the gateway and Dovecot so a test can drop the
-connection at a chosen point of a transfer, as a network failure would.
+``CuttingProxy`` drops the connection at a chosen point of a transfer, as
+a network failure would. ``FetchRejectingProxy`` rejects the FETCH of one
+message with NO, as a server does for a message it cannot deliver.
 """
 
 from __future__ import annotations
@@ -68,3 +69,80 @@ class CuttingProxy:
     def close(self) -> None:
         self._closed.set()
         self._listener.close()
+
+
+class FetchRejectingProxy:
+    """Relay 127.0.0.1:port to an upstream port; reject a FETCH of ``uid`` with NO.
+
+    A UID FETCH whose UID set names ``uid`` does not reach the server: the
+    proxy sends a tagged NO for it, as a server does for a message it
+    cannot convert to RFC 822. Every other line passes through unchanged.
+    """
+
+    def __init__(self, upstream_port: int, uid: int) -> None:
+        self.upstream_port = upstream_port
+        self.uid = uid
+        self.rejected = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            lock = threading.Lock()
+            threading.Thread(
+                target=self._commands, args=(client, upstream, lock), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._responses, args=(upstream, client, lock), daemon=True
+            ).start()
+
+    def _names_uid(self, line: bytes) -> bool:
+        words = line.split()
+        if len(words) < 4 or [w.upper() for w in words[1:3]] != [b"UID", b"FETCH"]:
+            return False
+        return str(self.uid).encode() in words[3].split(b",")
+
+    def _commands(
+        self, client: socket.socket, upstream: socket.socket, lock: threading.Lock
+    ) -> None:
+        reader = client.makefile("rb")
+        try:
+            for line in reader:
+                if self._names_uid(line):
+                    self.rejected += 1
+                    tag = line.split()[0]
+                    with lock:
+                        client.sendall(tag + b" NO [SERVERBUG] Cannot convert\r\n")
+                    continue
+                upstream.sendall(line)
+        except OSError:
+            pass
+        _close(client, upstream)
+
+    def _responses(
+        self, upstream: socket.socket, client: socket.socket, lock: threading.Lock
+    ) -> None:
+        try:
+            while data := upstream.recv(4096):
+                with lock:
+                    client.sendall(data)
+        except OSError:
+            pass
+        _close(upstream, client)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def _close(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()

@@ -17,7 +17,7 @@ from tests.imap.conftest import (
     wait_until,
 )
 from tests.imap.dovecot import Dovecot
-from tests.imap.proxy import CuttingProxy
+from tests.imap.proxy import CuttingProxy, FetchRejectingProxy
 
 CUSTOMER = "Erika Beispiel <erika@kunde.example.org>"
 
@@ -233,3 +233,29 @@ def test_imap_poll_runs_until_sigterm(imap_env: GatewayEnv, mailbox: Mailbox) ->
 
     assert process.returncode == 0, errors.decode()
     assert imap_env.json("cases", "--json")[0]["subject"] == "Über den Dauerbetrieb"
+
+
+def test_rejected_message_holds_back_none(
+    tmp_path: Path, mailbox: Mailbox, dovecot: Dovecot
+) -> None:
+    for subject in ("Erste Anfrage", "Zweite Anfrage", "Dritte Anfrage"):
+        mailbox.append(build_mail(sender=CUSTOMER, subject=subject))
+    rejected_uid = mailbox.uids("INBOX")[1]
+    proxy = FetchRejectingProxy(dovecot.port, rejected_uid)
+    env = add_imap(
+        make_env(tmp_path / "gw"), imap_table(proxy.port, ingest_existing=True)
+    )
+    try:
+        [result] = poll(env)
+        [again] = poll(env)
+    finally:
+        proxy.close()
+
+    assert result["error"] is None
+    assert result["stored"] == 2
+    assert again["stored"] == 0
+    subjects = sorted(case["subject"] for case in env.json("cases", "--json"))
+    assert subjects == ["Dritte Anfrage", "Erste Anfrage"]
+    # The rejected message stays in the folder, unread, for a person to look at.
+    assert mailbox.uids("INBOX") == [rejected_uid]
+    assert b"\\Seen" not in mailbox.flags(rejected_uid)
