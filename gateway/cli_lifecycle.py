@@ -128,7 +128,8 @@ def surveys(as_json: JsonOption = False, config: ConfigOption = None) -> None:
         rating = view["rating"] if view["rating"] is not None else "-"
         answered = "answered" if view["answered_at"] else "open"
         typer.echo(
-            f"{view['case']}  {answered:<8}  rating={rating}  {view['comment'][:60]}"
+            f"{view['case']}  {answered:<8}  rating={rating}  "
+            f"{' '.join(view['comment'].split())[:60]}"
         )
 
 

@@ -271,7 +271,6 @@ def is_survey_answer(
         case,
         subject=message.subject,
         new_text=new_text,
-        message_ids=[*message.in_reply_to, *message.references],
         sender=message.sender.email,
         now=now,
     )

@@ -108,14 +108,13 @@ def answer_survey(
     *,
     subject: str,
     new_text: str,
-    message_ids: list[str],
     sender: str,
     now: datetime,
 ) -> Survey | None:
     """Record a reply to a closed case as its survey answer, if it is one.
 
-    ``message_ids`` are the reply's In-Reply-To and References ids.
-    Returns the answered survey, or None when the reply is no answer.
+    A reply is an answer when it gives a rating. Returns the answered
+    survey, or None when the reply is no answer.
     """
     if case.id is None:
         return None
@@ -127,10 +126,10 @@ def answer_survey(
         survey = latest_survey(session, case.id)
     if survey is None:
         return None
-    replies_to_survey = (
-        survey.message_id is not None and survey.message_id in message_ids
-    )
-    if rating is None and not replies_to_survey:
+    if rating is None:
+        # Without a rating the reply may report the problem again, which the
+        # survey mail promises to open a new case for; a survey comment
+        # nobody reads would hide it.
         return None
     comment = survey_comment(new_text)
     if survey.answered_at is None or comment:
