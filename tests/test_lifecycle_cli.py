@@ -97,6 +97,20 @@ def test_admin_status_close_sends_survey(gateway_env: GatewayEnv) -> None:
     assert b"cannot move from Closed to In Progress" in reopen.stderr
 
 
+def test_closing_a_closed_case_sends_no_second_survey(
+    gateway_env: GatewayEnv,
+) -> None:
+    gateway_env.run("ingest", stdin=build_mail(subject="Licence key expired"))
+    [case] = gateway_env.json("cases", "--json")
+    gateway_env.json("status", case["number"], "closed", "--json")
+
+    again = gateway_env.json("status", case["number"], "closed", "--json")
+
+    assert again["outbound"] == []
+    kinds = [row["kind"] for row in gateway_env.json("outbox", "--json")]
+    assert kinds == ["confirmation", "survey"]
+
+
 def test_severity_command_sets_due_times(gateway_env: GatewayEnv) -> None:
     gateway_env.run("ingest", stdin=build_mail(subject="Shop offline"))
     [case] = gateway_env.json("cases", "--json")

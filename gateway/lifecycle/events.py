@@ -184,9 +184,9 @@ def close_case(
     notify: Notify,
     now: datetime,
 ) -> None:
-    """Close ``case`` and send the satisfaction survey."""
-    move(session, case, CaseStatus.CLOSED, cause, now)
-    send_survey(session, settings, case, notify, now)
+    """Close ``case`` and send the satisfaction survey, once per closing."""
+    if move(session, case, CaseStatus.CLOSED, cause, now):
+        send_survey(session, settings, case, notify, now)
 
 
 def send_survey(
