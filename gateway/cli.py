@@ -266,7 +266,7 @@ def imap_poll(
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Read the [[imap]] mailboxes: store new mail, then flag and move it.
+    """Read the IMAP mailboxes of the config: store new mail, then flag and move it.
 
     Without --once, poll (IDLE where offered) until SIGTERM or SIGINT. With
     --once, exit 75 (temporary failure) when a mailbox could not be read.

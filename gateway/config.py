@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
 from gateway.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG_FILE = "config.toml"
 CONFIG_ENV_VAR = "GATEWAY_CONFIG"
 ORG_ID_PATTERN = re.compile(r"^[A-Za-z0-9]{1,32}$")
+DOMAIN_PATTERN = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 LANGUAGES = ("de", "en")
 
 
@@ -422,6 +428,13 @@ def _validate(settings: Settings) -> None:
     for address in desk.support_addresses:
         if "@" not in address or any(c.isspace() for c in address):
             raise ConfigError(f"[desk] support address {address!r} is not an address")
+    for domain in desk.staff_domains:
+        if not DOMAIN_PATTERN.match(domain):
+            raise ConfigError(
+                f"[desk] staff domain {domain!r} is invalid: write the domain "
+                "alone, such as staff.example.com (no @, no spaces)"
+            )
+    _validate_store_url(settings.store.url)
     if desk.language not in LANGUAGES:
         raise ConfigError(
             f"[desk] language {desk.language!r} is invalid: use one of "
@@ -458,6 +471,21 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("[worker] threads must be 0 or more")
     _validate_lifecycle(settings)
     _validate_routing(settings.routing)
+
+
+def _validate_store_url(url: str) -> None:
+    fix = "use sqlite:///path/gateway.db or postgresql+psycopg://user@host/database"
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except ArgumentError:
+        raise ConfigError(f"[store] url {url!r} is invalid: {fix}") from None
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"[store] url {url!r} names a database driver that is not installed: {fix}"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"[store] url {url!r} is not supported: {fix}")
 
 
 def _validate_lifecycle(settings: Settings) -> None:

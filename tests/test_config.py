@@ -74,6 +74,15 @@ def test_list_override_accepts_json(
         ('[broker]\nurl = "amqp://x"\n', "[broker] url 'amqp://x' is not supported"),
         ("[desk]\nsupport_addresses = []\n", "support_addresses is empty"),
         ("not toml at all [", "is not valid TOML"),
+        (
+            '[desk]\nstaff_domains = ["@staff.example.com"]\n',
+            "[desk] staff domain '@staff.example.com' is invalid",
+        ),
+        ('[store]\nurl = "nonsense"\n', "[store] url 'nonsense' is invalid"),
+        (
+            '[store]\nurl = "mysql://desk@127.0.0.1/desk"\n',
+            "[store] url 'mysql://desk@127.0.0.1/desk' is not supported",
+        ),
     ],
 )
 def test_invalid_setting_names_key(tmp_path: Path, content: str, message: str) -> None:
