@@ -22,6 +22,7 @@ from gateway.db import read_only, session_scope
 from gateway.errors import (
     ConfigError,
     GatewayError,
+    InputUnreadable,
     InvalidInput,
     SpoolWriteFailed,
     StoreError,
@@ -68,6 +69,7 @@ app = typer.Typer(
 EXIT_CODES: tuple[tuple[type[GatewayError], int], ...] = (
     (StoreError, EX_TEMPFAIL),
     (ConfigError, EX_CONFIG),
+    (InputUnreadable, EX_NOINPUT),
     (InvalidInput, EX_DATAERR),
     (GatewayError, EX_SOFTWARE),
 )
@@ -494,7 +496,7 @@ def _read_text(path: Path | None) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read --file {path}: {exc}") from exc
+        raise InputUnreadable(f"cannot read --file {path}: {exc}") from exc
 
 
 @app.command()

@@ -32,6 +32,10 @@ class InvalidInput(GatewayError):
     """A command's input (a number, a file, an option) is invalid or names nothing."""
 
 
+class InputUnreadable(InvalidInput):
+    """An input file is missing or cannot be read."""
+
+
 class CaseNotFound(InvalidInput):
     """No case has the given number."""
 

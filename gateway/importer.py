@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from gateway.cases import create_case, find_or_create_contact
 from gateway.config import Settings
-from gateway.errors import InvalidInput
+from gateway.errors import InputUnreadable, InvalidInput
 from gateway.inbound.parse import Address, normalize_message_id
 from gateway.lifecycle.status import record_opening
 from gateway.models import Case, CaseStatus, StatusCause, ThreadMessage, ThreadSource
@@ -31,7 +31,7 @@ def read_import_file(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ImportFileInvalid(f"cannot read import file {path}: {exc}") from exc
+        raise InputUnreadable(f"cannot read import file {path}: {exc}") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -6,6 +6,7 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from gateway.config import load_settings
@@ -188,6 +189,21 @@ def test_ingest_missing_file_exits_66(gateway_env: GatewayEnv) -> None:
     done = gateway_env.run("ingest", "--wait", "/nonexistent/only.eml", check=False)
     assert done.returncode == 66
     assert b"storing" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["comment", "1", "--author", f"sam@{STAFF_DOMAIN}", "--file", "/nonexistent"],
+        ["import", "/nonexistent/cases.json"],
+    ],
+)
+def test_missing_input_file_exits_66(
+    gateway_env: GatewayEnv, command: list[str]
+) -> None:
+    done = gateway_env.run(*command, check=False)
+    assert done.returncode == 66
+    assert b"/nonexistent" in done.stderr
 
 
 def test_headerless_inputs_are_not_duplicates(gateway_env: GatewayEnv) -> None:
