@@ -85,7 +85,14 @@ def tick(
                 "pending_closure": result.pending,
                 "closed": result.closed,
                 "outbound": result.queued_outbound,
+                "waiting_mail": result.waiting_mail,
             }
+        )
+        return
+    if result.waiting_mail:
+        typer.echo(
+            f"no case moved: {result.waiting_mail} received mails are not "
+            "processed yet (run gateway serve or a worker, then tick again)"
         )
         return
     typer.echo(

@@ -7,6 +7,8 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from gateway.inbound.process import process_inbound
+from gateway.inbound.spool import IncomingMail, store_mails
 from gateway.lifecycle.timers import TickResult, run_tick
 from gateway.runtime import Runtime
 from tests.conftest import GATEWAY, build_mail
@@ -112,3 +114,28 @@ def test_two_processes_and_a_restart(tmp_path: Path) -> None:
     assert len(outbox(runtime, "pending_closure")) == CASES
     for number in numbers:
         assert load_case(runtime, number).status == "Pending Closure"
+
+
+def test_unprocessed_reply_holds_the_timers(tmp_path: Path) -> None:
+    clock = Clock(START)
+    runtime = make_runtime(tmp_path / "gw", clock)
+    opened = ingest(runtime, build_mail(sender=CUSTOMER, subject="Kasse hängt"))
+    assert opened.case_number is not None
+    [confirmation] = outbox(runtime, "confirmation")
+    ingest(runtime, reply_to(confirmation, STAFF, "Bitte neu starten."))
+    [update] = outbox(runtime, "comment_update")
+    # The customer's reply is stored, but no worker has processed it yet.
+    [reply_id] = store_mails(
+        runtime.engine,
+        runtime.settings.store.data_dir,
+        [IncomingMail(reply_to(update, CUSTOMER, "Geht wieder nicht."), "test", {})],
+    )
+
+    held = run_tick(runtime, START + timedelta(days=8))
+
+    assert held.waiting_mail == 1
+    assert held.pending == []
+    assert load_case(runtime, opened.case_number).status == "Waiting on Customer"
+    process_inbound(runtime, reply_id)
+    assert run_tick(runtime, START + timedelta(days=8)).pending == []
+    assert load_case(runtime, opened.case_number).status == "In Progress"

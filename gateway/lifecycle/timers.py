@@ -7,6 +7,10 @@ passes at the same time (threads, processes, or a pass after a restart),
 only the one whose UPDATE changed the row queues the mail. On PostgreSQL
 the second UPDATE waits for the first one's row lock and then finds the
 status changed. On SQLite every write transaction holds the one write lock.
+
+A pass moves nothing while mail received before its time is still
+unprocessed: that mail may be the customer's reply that stops the timer,
+and closing first would turn the reply into a new case.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from sqlmodel import Session, col, select
 
 from gateway.db import read_only, session_scope
 from gateway.lifecycle.events import send_survey
-from gateway.models import Case, CaseStatus, StatusCause, StatusChange
+from gateway.models import (
+    FINAL_INBOUND_STATES,
+    Case,
+    CaseStatus,
+    InboundMessage,
+    StatusCause,
+    StatusChange,
+)
 from gateway.outbound.outbox import Notification, OutboxWriter
 from gateway.runtime import Runtime
 
@@ -36,12 +47,22 @@ class TickResult:
     pending: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     queued_outbound: list[int] = field(default_factory=list)
+    #: Mails received by the pass's time and not yet processed; while there
+    #: are any, the pass moves no case.
+    waiting_mail: int = 0
 
 
 def run_tick(runtime: Runtime, now: datetime) -> TickResult:
     """Move every case whose timer ran out by ``now`` and queue its mail."""
     lifecycle = runtime.settings.lifecycle
-    result = TickResult()
+    result = TickResult(waiting_mail=_unprocessed_mail(runtime, now))
+    if result.waiting_mail:
+        log.warning(
+            "timers wait for unprocessed mail count=%d now=%s",
+            result.waiting_mail,
+            now.isoformat(),
+        )
+        return result
     steps = (
         (
             CaseStatus.WAITING_ON_CUSTOMER,
@@ -69,6 +90,18 @@ def run_tick(runtime: Runtime, now: datetime) -> TickResult:
             "timers moved cases pending=%s closed=%s", result.pending, result.closed
         )
     return result
+
+
+def _unprocessed_mail(runtime: Runtime, now: datetime) -> int:
+    final = [state.value for state in FINAL_INBOUND_STATES]
+    with Session(read_only(runtime.engine)) as session:
+        count: int = session.exec(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(col(InboundMessage.state).not_in(final))
+            .where(col(InboundMessage.received_at) <= now)
+        ).one()
+    return count
 
 
 def _timer_ran_out(cutoff: datetime) -> ColumnElement[bool]:
