@@ -608,13 +608,15 @@ def _validate_imap(mailbox: ImapSettings, label: str) -> None:
             f"{label} has no password: set password_file (a file that contains "
             "only the password) or password"
         )
-    for key in ("password_file", "ca_file"):
-        path = getattr(mailbox, key)
-        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
-            raise ConfigError(
-                f"{label} {key} {path} is not a readable file: create it or fix "
-                "the path (relative paths start at the config file's folder)"
-            )
+    # password_file is read at each login, where a missing file is an error
+    # of that mailbox alone: checked here, it would stop the SMTP listener
+    # and every command of a user who may not read the secret.
+    path = mailbox.ca_file
+    if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        raise ConfigError(
+            f"{label} ca_file {path} is not a readable file: create it or fix "
+            "the path (relative paths start at the config file's folder)"
+        )
 
     if not mailbox.folder:
         raise ConfigError(f"{label} folder is empty: name a folder, such as INBOX")

@@ -194,10 +194,13 @@ def test_password_file_and_wrong_password(
     tmp_path: Path, dovecot: Dovecot, mailbox: Mailbox
 ) -> None:
     secret = tmp_path / "imap-password"
-    secret.write_text("not-the-password\n")
     env = add_imap(
         make_env(tmp_path / "gw"), imap_table(dovecot.port, password_file=secret)
     )
+    absent = poll(env, check=False)[0]
+    assert f"cannot read password_file {secret}" in absent["error"]
+
+    secret.write_text("not-the-password\n")
     failed = poll(env, check=False)[0]
     assert "LOGIN failed: NO" in failed["error"]
     assert "not-the-password" not in failed["error"]
