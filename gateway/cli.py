@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 # exits with EX_TEMPFAIL and bounces on the others.
 EX_DATAERR = 65
 EX_NOINPUT = 66
+EX_NOUSER = 67
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
@@ -157,10 +158,21 @@ def ingest(
 ) -> None:
     """Store mails, then process them; exit 0 only once every mail is stored.
 
-    Exit 75 (temporary failure) when storing failed, so an MTA retries, and
-    66 when an input could not be read or was empty.
+    Exit 75 (temporary failure) when storing failed, so an MTA retries, 66
+    when an input could not be read or was empty, and 67 when no --recipient
+    is a support address.
     """
     runtime = _runtime(config)
+    if recipient and not any(
+        runtime.settings.is_support_address(address) for address in recipient
+    ):
+        # As the SMTP listener's 550 at RCPT: nothing is stored, the MTA bounces.
+        typer.echo(
+            f"error: no recipient is a support address ({', '.join(recipient)}); "
+            "add it to [desk] support_addresses or fix the MTA's transport map",
+            err=True,
+        )
+        sys.exit(EX_NOUSER)
     mails, unreadable = _read_mails(
         files or [Path("-")], source, sender, recipient or []
     )

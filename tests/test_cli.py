@@ -16,6 +16,7 @@ from tests.conftest import (
     MESSAGE_ID_DOMAIN,
     ORG_ID,
     STAFF_DOMAIN,
+    SUPPORT,
     GatewayEnv,
     build_mail,
     make_env,
@@ -282,3 +283,21 @@ def test_inbound_lists_states_and_reasons(gateway_env: GatewayEnv) -> None:
     done = gateway_env.run("inbound", "--state", "lost", check=False)
     assert done.returncode == 65
     assert b"--state 'lost' is invalid" in done.stderr
+
+
+def test_ingest_for_other_recipient_exits_67(gateway_env: GatewayEnv) -> None:
+    done = gateway_env.run(
+        "ingest",
+        "--recipient",
+        "nobody@elsewhere.example",
+        stdin=build_mail(),
+        check=False,
+    )
+    assert done.returncode == 67
+    assert b"no recipient is a support address" in done.stderr
+    assert gateway_env.json("inbound", "--json") == []
+
+
+def test_ingest_for_support_recipient_stored(gateway_env: GatewayEnv) -> None:
+    done = gateway_env.run("ingest", "--recipient", SUPPORT, stdin=build_mail())
+    assert done.returncode == 0
