@@ -90,9 +90,14 @@ class MailboxPoller:
                         "IMAP mailbox connected mailbox=%s idle=%s", self.label, idle
                     )
                     while True:
-                        await self.poll(session)
+                        stored = await self.poll(session)
                         delay = RETRY_MIN_SECONDS
                         failures = 0
+                        # Mail that arrived while this poll ran was announced
+                        # in the replies to its commands, before IDLE began,
+                        # so IDLE would not announce it again: read once more.
+                        if stored or session.take_new_mail_report():
+                            continue
                         await self._wait_for_mail(session, idle)
             except asyncio.CancelledError:
                 raise

@@ -65,6 +65,7 @@ class ImapSession:
         self.label = mailbox.label
         self._client: Any = None
         self._lost = asyncio.Event()
+        self._new_mail_reported = False
 
     async def __aenter__(self) -> ImapSession:
         try:
@@ -112,8 +113,18 @@ class ImapSession:
         except (aioimaplib.AioImapException, TimeoutError, OSError) as exc:
             raise self._error(f"{step} failed: {exc!r}") from exc
 
+    def take_new_mail_report(self) -> bool:
+        """Return whether a reply since the last SELECT announced new mail; reset."""
+        reported, self._new_mail_reported = self._new_mail_reported, False
+        return reported
+
     def _check(self, response: Any, step: str) -> Any:
         """Raise CommandRefused unless the server's result is OK."""
+        if any(
+            isinstance(line, bytes | bytearray) and EXISTS_PATTERN.match(line)
+            for line in response.lines
+        ):
+            self._new_mail_reported = True
         if response.result != "OK":
             text = _last_text(response.lines)
             raise CommandRefused(self.label, f"{step} failed: {response.result} {text}")
@@ -174,6 +185,8 @@ class ImapSession:
             await self._run("SELECT", self._client.select(aioimaplib.quoted(folder))),
             f"SELECT {folder}",
         )
+        # SELECT always reports EXISTS: only later replies announce new mail.
+        self._new_mail_reported = False
         uidvalidity = uidnext = None
         exists = 0
         for line in response.lines:
