@@ -52,7 +52,7 @@ def is_backlog(
 
 
 def _fresh(since: datetime) -> Any:
-    """The condition that a stored mail was written within the window."""
+    """Return the condition that a stored mail was written since ``since``."""
     return or_(
         col(InboundMessage.sent_at).is_(None), col(InboundMessage.sent_at) >= since
     )
