@@ -344,7 +344,7 @@ class ImapFolderState(SQLModel, table=True):
 
 
 class StatusCause(enum.StrEnum):
-    """What moved a case from one status to another."""
+    """The cause of a move from one status to another."""
 
     COMMENT = "comment"
     TIMER = "timer"

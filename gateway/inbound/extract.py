@@ -263,9 +263,9 @@ def _remove_quoted(lines: list[str]) -> list[str]:
 def _drop_quotes(lines: list[str]) -> list[str]:
     """Remove ">" quotes, except those that inline answers refer to.
 
-    A quote with new text both before and after it means the writer answered
-    between the quoted lines; then every quote followed by new text is kept,
-    because the answers below it make no sense without it. Quotes after the
+    A quote with new text both before and after it means the writer replied
+    between the quoted lines. Then every quote followed by new text is kept,
+    because the replies below it make no sense without it. Quotes after the
     last new text, and all quotes of a top- or bottom-posted reply, go.
     """
     blocks: list[tuple[bool, list[str]]] = []

@@ -156,7 +156,7 @@ def _walk_part(
             _record_defects(signature, collector, f"{path}.{number}")
     else:
         if subtype == "encrypted":
-            # The gateway holds no keys: the parts are kept as attachments.
+            # The gateway has no keys, so the parts are kept as attachments.
             collector.defects.append(
                 f"part {path}: encrypted content, kept as attachments unread"
             )

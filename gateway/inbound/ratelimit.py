@@ -3,7 +3,7 @@
 More than ``[routing] rate_limit_count`` mails from one sender within
 ``rate_limit_minutes`` is a loop: two systems that reply to each other,
 or a machine that sends without end. The count is read from the store,
-so it holds across several listener and worker processes. The SMTP
+so it applies across several listener and worker processes. The SMTP
 listener rejects further mail from the sender with 451 while the limit
 holds (the client retries later, when older mails have left the window).
 Mail that arrives by another way (the pipe, a replay) is ignored with

@@ -94,7 +94,7 @@ def unpack_tnef(content: bytes, defects: list[str], item: str) -> TnefContent | 
 def _structure_problem(content: bytes) -> str | None:
     """Walk the container's layout without decoding it; describe what is wrong.
 
-    tnefparse loops as often as the counts in the data say, even past its
+    tnefparse loops as often as the counts in the data give, even past its
     end, so a few forged bytes could keep it busy for a very long time. The
     walk checks every count against the bytes left, which bounds the parse.
     """

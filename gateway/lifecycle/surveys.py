@@ -127,9 +127,9 @@ def answer_survey(
     if survey is None:
         return None
     if rating is None:
-        # Without a rating the reply may report the problem again, which the
-        # survey mail promises to open a new case for; a survey comment
-        # nobody reads would hide it.
+        # Without a rating the reply may report the problem again, and the
+        # survey mail promises a new case for that. Stored as a survey
+        # comment, it would reach no one.
         return None
     comment = survey_comment(new_text)
     if survey.answered_at is None or comment:
