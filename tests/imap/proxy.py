@@ -3,6 +3,8 @@
 ``CuttingProxy`` drops the connection at a chosen point of a transfer, as
 a network failure would. ``FetchRejectingProxy`` rejects the FETCH of one
 message with NO, as a server does for a message it cannot deliver.
+``CommandHookProxy`` runs a function just before one command reaches the
+server, such as new mail arriving while a poll is in progress.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 
 class CuttingProxy:
@@ -133,6 +136,61 @@ class FetchRejectingProxy:
             while data := upstream.recv(4096):
                 with lock:
                     client.sendall(data)
+        except OSError:
+            pass
+        _close(upstream, client)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+class CommandHookProxy:
+    """Relay 127.0.0.1:port to an upstream port; call ``hook`` before a command.
+
+    The first client line that contains ``word`` waits until ``hook`` has
+    returned and is then passed on. Every other line passes through unchanged.
+    """
+
+    def __init__(self, upstream_port: int, word: bytes, hook: Callable[[], object]):
+        self.upstream_port = upstream_port
+        self.word = word
+        self.hook = hook
+        self.calls = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(
+                target=self._commands, args=(client, upstream), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._responses, args=(upstream, client), daemon=True
+            ).start()
+
+    def _commands(self, client: socket.socket, upstream: socket.socket) -> None:
+        reader = client.makefile("rb")
+        try:
+            for line in reader:
+                if self.calls == 0 and self.word in line:
+                    self.calls += 1
+                    self.hook()
+                upstream.sendall(line)
+        except OSError:
+            pass
+        _close(client, upstream)
+
+    def _responses(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := upstream.recv(4096):
+                client.sendall(data)
         except OSError:
             pass
         _close(upstream, client)

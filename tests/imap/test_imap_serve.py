@@ -20,6 +20,7 @@ from tests.imap.conftest import (
     wait_until,
 )
 from tests.imap.dovecot import Dovecot, free_port
+from tests.imap.proxy import CommandHookProxy
 
 CUSTOMER = "erika@kunde.example.org"
 
@@ -50,6 +51,31 @@ def test_idle_delivers_within_a_second(
     assert "idle=True" in serve.log()
     wait_until(lambda: mailbox.uids("INBOX") == [], 10, "both mails moved")
     assert len(mailbox.uids(PROCESSED)) == 2
+
+
+def test_mail_arriving_during_a_poll_read_at_once(
+    tmp_path: Path,
+    dovecot: Dovecot,
+    mailbox: Mailbox,
+    serve_processes: list[ServeProcess],
+) -> None:
+    # The second mail arrives while the poll moves the first one, so the
+    # server announces it in the reply to MOVE, before IDLE begins.
+    proxy = CommandHookProxy(
+        dovecot.port,
+        b"MOVE",
+        lambda: mailbox.append(build_mail(subject="Zweite Meldung")),
+    )
+    env = add_imap(make_env(tmp_path / "gw"), imap_table(proxy.port))
+    serve_processes.append(ServeProcess(env))
+    try:
+        wait_until(lambda: polled_once(env), 30, "the first poll")
+        mailbox.append(build_mail(subject="Erste Meldung"))
+        wait_until(lambda: inbound_count(env) == 2, 10, "the mail sent during a poll")
+    finally:
+        proxy.close()
+
+    assert proxy.calls == 1
 
 
 def test_same_mail_by_smtp_and_imap_one_comment(
